@@ -1,0 +1,190 @@
+"""Accounting from a dispatched plan: site load, bill, readiness, SOC, energy and peak.
+
+The bill is always recomputed from the schedule by the bill engine (STYLE.md house rule 5): an
+optimiser's objective is never taken as the bill.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fleetcharge.billing import Bill, compute_bill
+from fleetcharge.plan import Plan
+
+#: A departure counts as meeting its target when it is short by no more than this [kWh].
+MET_TOLERANCE_KWH = 1e-3
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Did every vehicle leave with the energy it needed?
+
+    ``per_session`` has one row per session: required and delivered energy at the charger [kWh],
+    shortfall [kWh], SOC at departure and its target, and ``met``.
+    """
+
+    per_session: pd.DataFrame
+
+    @property
+    def departures(self) -> int:
+        return len(self.per_session)
+
+    @property
+    def met(self) -> int:
+        return int(self.per_session["met"].sum())
+
+    @property
+    def shortfall_kwh(self) -> float:
+        return float(self.per_session["shortfall_kwh"].sum())
+
+    def to_dict(self) -> dict[str, Any]:
+        short = self.per_session[~self.per_session["met"]]
+        return {
+            "departures": self.departures,
+            "met": self.met,
+            "shortfall_kwh": round(self.shortfall_kwh, 3),
+            "missed": [
+                {
+                    "session_id": r.session_id,
+                    "vehicle_id": r.vehicle_id,
+                    "departure": r.departure.isoformat(),
+                    "shortfall_kwh": round(float(r.shortfall_kwh), 3),
+                }
+                for r in short.itertuples()
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Everything a report needs about one plan."""
+
+    plan: Plan
+    site_load_kw: pd.Series
+    bill: Bill
+    readiness: Readiness
+
+    @property
+    def strategy(self) -> str:
+        return self.plan.strategy
+
+    @property
+    def peak_kw(self) -> float:
+        """Highest interval-average import at the meter [kW]."""
+        return float(max(self.site_load_kw.max(), 0.0))
+
+    @property
+    def energy_kwh(self) -> float:
+        """Energy imported at the meter, building included [kWh]."""
+        dt_h = self.plan.scenario.horizon.step_hours
+        return float(self.site_load_kw.clip(lower=0).sum() * dt_h)
+
+    @property
+    def export_kwh(self) -> float:
+        """Energy exported at the meter [kWh] (≥ 0)."""
+        dt_h = self.plan.scenario.horizon.step_hours
+        return float(-self.site_load_kw.clip(upper=0).sum() * dt_h)
+
+    @property
+    def charging_kwh(self) -> float:
+        """Net energy delivered to vehicles at the chargers [kWh]."""
+        return float(self.plan.delivered_kwh().sum())
+
+    @property
+    def overload(self) -> dict[str, float]:
+        """Steps where import exceeds the service limit, and by how much [kW]."""
+        limit = self.plan.scenario.site.service_limit_kw
+        over = self.site_load_kw - limit
+        return {
+            "service_limit_kw": limit,
+            "steps": int((over > 1e-6).sum()),
+            "max_kw": round(float(max(over.max(), 0.0)), 3),
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """The public JSON summary of a plan (documented in README, "JSON contracts")."""
+        return {
+            "strategy": self.strategy,
+            "status": self.plan.status,
+            "bill": self.bill.summary(),
+            "peak_kw": round(self.peak_kw, 3),
+            "energy_kwh": round(self.energy_kwh, 3),
+            "export_kwh": round(self.export_kwh, 3),
+            "charging_kwh": round(self.charging_kwh, 3),
+            "readiness": self.readiness.to_dict(),
+            "overload": self.overload,
+        }
+
+
+def readiness(plan: Plan) -> Readiness:
+    """Per-session energy delivered vs required, and SOC at departure.
+
+    SOC at departure = arrival SOC + η_c · delivered kWh / usable kWh (energy at the charger
+    reaches the battery through the charge efficiency η_c).
+    """
+    scenario = plan.scenario
+    arrays = scenario.session_arrays()
+    delivered = plan.delivered_kwh()
+    shortfall = np.maximum(arrays.energy_kwh - delivered, 0.0)
+    departure_soc = arrays.arrival_soc + arrays.efficiency * delivered / arrays.usable_kwh
+    frame = pd.DataFrame(
+        {
+            "session_id": [s.id for s in scenario.sessions],
+            "vehicle_id": [s.vehicle_id for s in scenario.sessions],
+            "charger_id": [s.charger_id for s in scenario.sessions],
+            "arrival": [s.arrival for s in scenario.sessions],
+            "departure": [s.departure for s in scenario.sessions],
+            "required_kwh": arrays.energy_kwh,
+            "delivered_kwh": delivered,
+            "shortfall_kwh": shortfall,
+            "arrival_soc": arrays.arrival_soc,
+            "departure_soc": departure_soc,
+            "target_soc": arrays.target_soc,
+            "met": shortfall <= MET_TOLERANCE_KWH,
+        }
+    )
+    return Readiness(frame)
+
+
+def evaluate(plan: Plan) -> Outcome:
+    """Site load, bill and readiness of ``plan``."""
+    scenario = plan.scenario
+    site = pd.Series(plan.site_load_kw(), index=scenario.horizon.index, name="kw")
+    bill = compute_bill(scenario.tariff, site, billing_cycle_day=scenario.billing_cycle_day)
+    return Outcome(plan=plan, site_load_kw=site, bill=bill, readiness=readiness(plan))
+
+
+def plan_frame(plan: Plan) -> pd.DataFrame:
+    """Long table, one row per session per plugged-in step: power and SOC at the step's end.
+
+    Columns: timestamp (step start), vehicle_id, session_id, charger_id, power_kw, soc.
+    """
+    scenario = plan.scenario
+    arrays = scenario.session_arrays()
+    net = plan.net_charge_kw()
+    net.sort_indices()
+    lengths = np.diff(net.indptr)
+    row = np.repeat(np.arange(len(arrays)), lengths)
+    dt_h = scenario.horizon.step_hours
+    step_kwh = net.data * dt_h
+    running = np.cumsum(step_kwh)
+    row_start = np.concatenate(([0.0], running))[net.indptr[:-1]]
+    delivered_to_end = running - row_start[row]
+    soc = arrays.arrival_soc[row] + arrays.efficiency[row] * delivered_to_end / arrays.usable_kwh[row]
+    session_ids = np.array([s.id for s in scenario.sessions], dtype=object)
+    vehicle_ids = np.array([s.vehicle_id for s in scenario.sessions], dtype=object)
+    charger_ids = np.array([s.charger_id for s in scenario.sessions], dtype=object)
+    return pd.DataFrame(
+        {
+            "timestamp": scenario.horizon.index[net.indices],
+            "vehicle_id": vehicle_ids[row],
+            "session_id": session_ids[row],
+            "charger_id": charger_ids[row],
+            "power_kw": net.data,
+            "soc": soc,
+        }
+    )

@@ -1,0 +1,221 @@
+"""The ``fleetcharge`` command line: plan, bill, tariffs, generate.
+
+Bad input prints one clear message (file, row/field, fix) and exits with code 2; nothing is
+written. Machine-readable output (``--json``) goes to stdout, everything else to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from fleetcharge.errors import InputError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Plan and control depot charging of commercial EV fleets.",
+)
+tariffs_app = typer.Typer(no_args_is_help=True, help="The bundled tariff library.")
+app.add_typer(tariffs_app, name="tariffs")
+
+err = Console(stderr=True)
+out = Console()
+
+EXIT_INPUT = 2
+
+
+def _fail(exc: Exception) -> None:
+    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    raise typer.Exit(EXIT_INPUT)
+
+
+def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
+    seen: set[str] = set()
+    for w in caught:
+        text = str(w.message)
+        if text not in seen:
+            seen.add(text)
+            err.print(f"[yellow]warning:[/] {text}", highlight=False)
+
+
+@app.command()
+def plan(
+    scenario_file: Annotated[Optional[Path], typer.Argument(
+        metavar="SCENARIO.yaml", help="Scenario file (omit to use --sessions/--tariff).")] = None,
+    strategy: Annotated[Optional[str], typer.Option(
+        help="unmanaged | balanced (default: run all and compare).")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option(
+        "--out", help="Write plan CSVs, site load, summary JSON and the HTML report here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary JSON.")] = False,
+    sessions: Annotated[Optional[Path], typer.Option(help="Quick path: sessions CSV.")] = None,
+    tariff: Annotated[Optional[str], typer.Option(
+        help="Quick path: tariff JSON path or library name.")] = None,
+    site_limit_kw: Annotated[Optional[float], typer.Option(
+        help="Quick path: service (import) limit [kW].")] = None,
+    start: Annotated[Optional[str], typer.Option(help="Quick path: horizon start (ISO).")] = None,
+    end: Annotated[Optional[str], typer.Option(help="Quick path: horizon end (ISO).")] = None,
+    timezone: Annotated[str, typer.Option(help="Quick path: site timezone.")] = "UTC",
+    resolution: Annotated[int, typer.Option(help="Quick path: step length [min].")] = 15,
+    building_load: Annotated[Optional[Path], typer.Option(
+        help="Quick path: building load CSV (timestamp,kw).")] = None,
+    default_max_kw: Annotated[float, typer.Option(
+        help="Quick path: charger power where the CSV has no max_kw [kW].")] = 19.2,
+) -> None:
+    """Plan a depot's charging with one or all strategies and compare bills and readiness."""
+    from fleetcharge.accounting import evaluate
+    from fleetcharge.report import comparison_table, summary_json, write_outputs
+    from fleetcharge.scenario import load_scenario, scenario_from_sessions
+    from fleetcharge.strategies import STRATEGIES, run_strategy
+
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            if scenario_file is not None:
+                if sessions is not None or tariff is not None:
+                    raise InputError(
+                        "give either SCENARIO.yaml or --sessions/--tariff, not both",
+                        location="arguments",
+                    )
+                scenario = load_scenario(scenario_file)
+            else:
+                missing = [n for n, v in (("--sessions", sessions), ("--tariff", tariff),
+                                          ("--site-limit-kw", site_limit_kw), ("--start", start),
+                                          ("--end", end)) if v is None]
+                if missing:
+                    raise InputError(
+                        "without SCENARIO.yaml the quick path needs "
+                        + ", ".join(missing) + " (see `fleetcharge plan --help`)",
+                        location="arguments",
+                    )
+                scenario = scenario_from_sessions(
+                    sessions, tariff, site_limit_kw, start, end, timezone=timezone,
+                    resolution_min=resolution, building_load_csv=building_load,
+                    default_max_kw=default_max_kw,
+                )
+            names = [strategy] if strategy else list(STRATEGIES)
+            outcomes = [evaluate(run_strategy(scenario, n)) for n in names]
+        except InputError as exc:
+            _show_warnings(caught)
+            _fail(exc)
+    _show_warnings(caught)
+    elapsed = time.perf_counter() - t0
+    title = f"{scenario.name}: {len(scenario.vehicles)} vehicles, {len(scenario.sessions)} sessions, " \
+            f"{scenario.horizon.start:%Y-%m-%d} to {scenario.horizon.end:%Y-%m-%d}"
+    if as_json:
+        print(json.dumps(summary_json(outcomes), indent=2))
+    else:
+        out.print(comparison_table(outcomes, title))
+        out.print(f"[dim]tariff: {scenario.tariff.name} · planned in {elapsed:.2f} s[/]")
+    if out_dir is not None:
+        written = write_outputs(outcomes, out_dir, title)
+        report = next(p for p in written if p.name == "report.html")
+        err.print(f"report: {report}  ({len(written)} files in {out_dir})")
+
+
+@app.command()
+def bill(
+    tariff: Annotated[str, typer.Option(help="Tariff JSON path or library name.")],
+    load: Annotated[Path, typer.Option(help="CSV with columns timestamp,kw (import +, export −).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the bill as JSON.")] = False,
+    timezone: Annotated[str, typer.Option(
+        help="Timezone of naive timestamps and of the tariff's hours.")] = "UTC",
+    billing_cycle_day: Annotated[int, typer.Option(
+        help="Meter-read day of the month (1 = calendar months).")] = 1,
+    export_price: Annotated[Optional[float], typer.Option(
+        help="Flat export credit [$/kWh], overriding the tariff's sell rates.")] = None,
+) -> None:
+    """Compute a utility bill, month by month and line by line, for a metered load."""
+    from fleetcharge.billing import compute_bill
+    from fleetcharge.loadcsv import read_load_csv
+    from fleetcharge.tariff.library import load_tariff
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            tariff_obj = load_tariff(tariff)
+            load_kw = read_load_csv(load, timezone)
+            result = compute_bill(tariff_obj, load_kw, billing_cycle_day=billing_cycle_day,
+                                  export_price_per_kwh=export_price)
+        except InputError as exc:
+            _show_warnings(caught)
+            _fail(exc)
+    _show_warnings(caught)
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{tariff_obj.name}", title_justify="left")
+    cols = ["month", "energy", "demand_flat", "demand_tou", "fixed", "export_credit", "total"]
+    for c in cols:
+        table.add_column(c, justify="right")
+    data = result.to_dict()
+    for m in data["months"]:
+        table.add_row(m["month"], *[f"${m[c]:,.2f}" for c in cols[1:]])
+    table.add_row("total", *[""] * (len(cols) - 2), f"${data['total']:,.2f}", style="bold")
+    out.print(table)
+
+
+@tariffs_app.command("list")
+def tariffs_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """List the bundled tariffs (use a name wherever a tariff path is accepted)."""
+    from fleetcharge.tariff.library import list_tariffs
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        infos = list_tariffs()
+    if as_json:
+        print(json.dumps([i.to_dict() for i in infos], indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title="Bundled tariffs", title_justify="left")
+    for c in ("name", "utility", "rate", "features"):
+        table.add_column(c)
+    for i in infos:
+        d = i.to_dict()
+        table.add_row(d["name"], str(d.get("utility") or ""), str(d.get("rate_name") or ""),
+                      ", ".join(d.get("features") or []))
+    out.print(table)
+
+
+@app.command()
+def generate(
+    kind: Annotated[str, typer.Argument(help="delivery-vans | school-buses | transit-buses")],
+    vehicles: Annotated[int, typer.Option(help="Number of vehicles.")] = 50,
+    days: Annotated[int, typer.Option(help="Days to generate.")] = 31,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same scenario).")] = 0,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the scenario to.")] = Path(
+        "scenario"),
+    start: Annotated[str, typer.Option(help="First day (local date).")] = "2025-03-03",
+    tariff: Annotated[str, typer.Option(help="Tariff path or library name.")] = (
+        "oregon/PGE_Sch85_TEMPLATE_placeholder_demand"),
+) -> None:
+    """Write a synthetic but realistic fleet scenario (YAML + CSV), deterministic per seed."""
+    from fleetcharge.generate import generate_scenario
+
+    try:
+        path = generate_scenario(kind, vehicles=vehicles, days=days, seed=seed, out_dir=out_dir,
+                                 start=start, tariff=tariff)
+    except InputError as exc:
+        _fail(exc)
+    err.print(f"scenario written: {path}")
+
+
+def main() -> None:  # pragma: no cover - console entry point convenience
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())
