@@ -107,15 +107,9 @@ class Horizon:
         )
         return utc.tz_convert(self.timezone)
 
-    @cached_property
-    def _epoch_s(self) -> np.ndarray:
-        return self.index.asi8 // 10**9
-
     def step_of(self, when: pd.DatetimeIndex) -> np.ndarray:
         """Fractional step position of each timestamp (0.0 = horizon start) [steps]."""
-        start_s = self.start.value // 10**9
-        seconds = np.asarray(when.tz_convert("UTC").asi8 // 10**9, dtype=np.float64)
-        return (seconds - start_s) / (self.resolution_min * 60.0)
+        return (epoch_seconds(when) - epoch_seconds(self.start)) / (self.resolution_min * 60.0)
 
     def availability(
         self, arrival: pd.DatetimeIndex, departure: pd.DatetimeIndex
@@ -189,11 +183,16 @@ class Horizon:
         return cls(index[0], index[-1] + step, resolution_min, timezone)
 
 
+def epoch_seconds(when: pd.DatetimeIndex | pd.Timestamp) -> np.ndarray:
+    """Seconds since 1970-01-01 UTC, whatever the datetime unit pandas stores (ns, us, s)."""
+    return np.asarray((when - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1), dtype=float)
+
+
 def infer_resolution_min(index: pd.DatetimeIndex) -> int:
     """Resolution of a regular series [min]; raises ``ValueError`` naming the first gap."""
     if len(index) < 2:
         raise ValueError("a time series needs at least two rows to infer its resolution")
-    diffs_s = np.diff(index.asi8) // 10**9
+    diffs_s = np.round(np.diff(epoch_seconds(index))).astype(np.int64)
     step_s = int(np.median(diffs_s))
     bad = np.flatnonzero(diffs_s != step_s)
     if bad.size:
