@@ -1,14 +1,22 @@
-"""The V1G LP against an independent per-step SOC formulation solved by scipy's linprog."""
+"""The V1G LP against an independent per-step SOC formulation solved by scipy's linprog.
+
+The reference is written separately and densely: explicit energy (SOC) state per session and
+step, billing demand with tier *segments* (not an epigraph), and subscriptions solved by
+enumerating the number of blocks.
+"""
+
+import itertools
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from scipy.optimize import linprog
 
-from fleetcharge.strategies.optimal_lp import DemandCharge, LPInput, solve_v1g
+from fleetcharge.strategies.optimal_lp import DemandCharge, LPInput, Subscription, solve_v1g
 
 
-def random_instance(seed: int, n_sessions: int = 4, n_steps: int = 24, limit: float = 1e9):
+def random_instance(seed: int, n_sessions: int = 4, n_steps: int = 24, limit: float = 1e9,
+                    charges=None, window=None):
     rng = np.random.default_rng(seed)
     first = rng.integers(0, n_steps - 4, n_sessions)
     stop = np.minimum(first + rng.integers(2, 14, n_sessions), n_steps)
@@ -24,82 +32,123 @@ def random_instance(seed: int, n_sessions: int = 4, n_steps: int = 24, limit: fl
     energy = max_e * rng.uniform(0.1, 0.95, n_sessions)
     price = rng.choice([0.05, 0.12, 0.30], n_steps)
     building = rng.uniform(0, 5, n_steps)
-    charges = (
-        DemandCharge("all", np.arange(n_steps), 4.0, floor_kw=float(rng.uniform(0, 8))),
-        DemandCharge("peak", np.arange(8, 16), 9.0),
-    )
-    return LPInput(sp.csr_array(avail), cap, energy, dt, price, building, limit, charges)
+    n_win = n_steps if window is None else window.shape[0]
+    if charges is None:
+        charges = (
+            DemandCharge("all", np.arange(n_win), 4.0, floor_kw=float(rng.uniform(0, 8))),
+            DemandCharge("peak", np.arange(n_win // 3, 2 * n_win // 3), 9.0),
+        )
+    return LPInput(sp.csr_array(avail), cap, energy, dt, price, building, limit, charges,
+                   window_matrix=window)
 
 
-def reference_objective(lp: LPInput) -> tuple[float, float]:
-    """Per-step model with explicit SOC (energy) variables, dense, via scipy linprog.
-
-    Variables per session: c[t] (T), e[t] (T+1); then P_j. Returns (energy+demand cost,
-    total shortfall) with the shortfall minimised first (lexicographic, two solves).
-    """
+def reference(lp: LPInput, blocks: dict[int, int] | None = None) -> tuple[float, float]:
+    """(energy + demand cost, least total shortfall), lexicographically, by scipy linprog."""
     avail = lp.availability.toarray()
     n, T = avail.shape
     dt = lp.step_hours
-    nd = len(lp.demand_charges)
-    nc = n * T
-    ne = n * (T + 1)
-    nvar = nc + ne + nd + n  # + shortfall per session
-    ci = lambda i, t: i * T + t  # noqa: E731
-    ei = lambda i, t: nc + i * (T + 1) + t  # noqa: E731
+    W = np.eye(T) if lp.window_matrix is None else lp.window_matrix.toarray()
+    dcs = lp.demand_charges
+    names: dict = {}
+
+    def var(key):
+        names.setdefault(key, len(names))
+        return names[key]
+
+    for i in range(n):
+        for t in range(T):
+            var(("c", i, t))
+        for t in range(T + 1):
+            var(("e", i, t))
+        var(("s", i))
+    for j, dc in enumerate(dcs):
+        var(("P", j)); var(("B", j))
+        for k, _ in enumerate(dc.tiers):
+            var(("seg", j, k))
+        if dc.subscription is not None:
+            var(("O", j))
+    nv = len(names)
     A_eq, b_eq, A_ub, b_ub = [], [], [], []
+
+    def row():
+        return np.zeros(nv)
+
     for i in range(n):
-        row = np.zeros(nvar); row[ei(i, 0)] = 1; A_eq.append(row); b_eq.append(0.0)
+        r = row(); r[var(("e", i, 0))] = 1; A_eq.append(r); b_eq.append(0.0)
         for t in range(T):
-            row = np.zeros(nvar)
-            row[ei(i, t + 1)] = 1; row[ei(i, t)] = -1; row[ci(i, t)] = -dt
-            A_eq.append(row); b_eq.append(0.0)
-        row = np.zeros(nvar); row[ei(i, T)] = -1; row[nc + ne + nd + i] = -1
-        A_ub.append(row); b_ub.append(-lp.energy_kwh[i])
+            r = row(); r[var(("e", i, t + 1))] = 1; r[var(("e", i, t))] = -1
+            r[var(("c", i, t))] = -dt; A_eq.append(r); b_eq.append(0.0)
+        r = row(); r[var(("e", i, T))] = -1; r[var(("s", i))] = -1
+        A_ub.append(r); b_ub.append(-lp.energy_kwh[i])
     for t in range(T):
-        row = np.zeros(nvar)
+        r = row()
         for i in range(n):
-            row[ci(i, t)] = 1
-        A_ub.append(row); b_ub.append(lp.service_limit_kw - lp.building_kw[t])
-    for j, dc in enumerate(lp.demand_charges):
-        for t in dc.steps:
-            row = np.zeros(nvar)
-            for i in range(n):
-                row[ci(i, t)] = 1
-            row[nc + ne + j] = -1
-            A_ub.append(row); b_ub.append(-lp.building_kw[t])
-    bounds = []
+            r[var(("c", i, t))] = 1
+        A_ub.append(r); b_ub.append(lp.service_limit_kw - lp.building_kw[t])
+    cost = row()
+    const = 0.0
+    for j, dc in enumerate(dcs):
+        for w in dc.windows:
+            r = row()
+            for t in range(T):
+                for i in range(n):
+                    r[var(("c", i, t))] += W[w, t]
+            r[var(("P", j))] = -1
+            A_ub.append(r); b_ub.append(-(W[w] @ lp.building_kw))
+        for src, frac in [(j, 1.0)] + list(dc.ratchet_from):
+            r = row(); r[var(("B", j))] = -1; r[var(("P", src))] = frac
+            A_ub.append(r); b_ub.append(0.0)
+        if dc.tiers:
+            r = row(); r[var(("B", j))] = 1
+            lower = 0.0
+            for k, (limit, rate) in enumerate(dc.tiers):
+                r[var(("seg", j, k))] = -1
+                cost[var(("seg", j, k))] = rate
+            A_eq.append(r); b_eq.append(0.0)
+        elif dc.subscription is not None:
+            sub = dc.subscription
+            nb = (blocks or {}).get(j, sub.blocks)
+            const += sub.price_per_block * nb
+            r = row(); r[var(("O", j))] = -1; r[var(("B", j))] = 1
+            A_ub.append(r); b_ub.append(sub.block_kw * nb)
+            cost[var(("O", j))] = sub.overage_per_kw
+        else:
+            cost[var(("B", j))] = dc.rate_per_kw
     for i in range(n):
         for t in range(T):
-            bounds.append((0, lp.max_kw[i] * avail[i, t]))
-    bounds += [(0, None)] * ne
-    bounds += [(dc.floor_kw, None) for dc in lp.demand_charges]
-    bounds += [(0, lp.energy_kwh[i]) for i in range(n)]
+            cost[var(("c", i, t))] = lp.energy_price_per_kwh[t] * dt
+    bounds = [(0, None)] * nv
+    for i in range(n):
+        for t in range(T):
+            bounds[var(("c", i, t))] = (0, lp.max_kw[i] * avail[i, t])
+        bounds[var(("s", i))] = (0, lp.energy_kwh[i])
+    for j, dc in enumerate(dcs):
+        bounds[var(("P", j))] = (dc.floor_kw, None)
+        bounds[var(("B", j))] = (dc.billed_floor_kw, None)
+        lower = 0.0
+        for k, (limit, _) in enumerate(dc.tiers):
+            bounds[var(("seg", j, k))] = (0, None if np.isinf(limit) else limit - lower)
+            lower = limit
     A_ub, b_ub, A_eq, b_eq = map(np.array, (A_ub, b_ub, A_eq, b_eq))
-    # 1) least total shortfall
-    c1 = np.zeros(nvar); c1[nc + ne + nd:] = 1
-    r1 = linprog(c1, A_ub, b_ub, A_eq, b_eq, bounds=bounds, method="highs")
-    assert r1.status == 0
-    short = r1.fun
-    # 2) cheapest with that shortfall
-    c2 = np.zeros(nvar)
+    short = row()
     for i in range(n):
-        for t in range(T):
-            c2[ci(i, t)] = lp.energy_price_per_kwh[t] * dt
-    for j, dc in enumerate(lp.demand_charges):
-        c2[nc + ne + j] = dc.rate_per_kw
-    A2 = np.vstack([A_ub, c1]); b2 = np.append(b_ub, short + 1e-9)
-    r2 = linprog(c2, A2, b2, A_eq, b_eq, bounds=bounds, method="highs")
+        short[var(("s", i))] = 1
+    r1 = linprog(short, A_ub, b_ub, A_eq, b_eq, bounds=bounds, method="highs")
+    assert r1.status == 0
+    r2 = linprog(cost, np.vstack([A_ub, short]), np.append(b_ub, r1.fun + 1e-9), A_eq, b_eq,
+                 bounds=bounds, method="highs")
     assert r2.status == 0
-    return r2.fun, short
+    return r2.fun + const, r1.fun
 
 
 @pytest.mark.parametrize("seed", range(12))
 def test_matches_independent_formulation_when_feasible(seed):
     lp = random_instance(seed)
     res = solve_v1g(lp)
-    ref, short = reference_objective(lp)
+    ref, short = reference(lp)
     assert short == pytest.approx(0.0, abs=1e-7)
     assert res.shortfall_kwh.sum() == pytest.approx(0.0, abs=1e-7)
+    assert res.status == "Optimal"
     assert res.objective == pytest.approx(ref, rel=1e-6)
 
 
@@ -107,8 +156,44 @@ def test_matches_independent_formulation_when_feasible(seed):
 def test_matches_independent_formulation_under_a_tight_site_limit(seed):
     lp = random_instance(seed, n_sessions=5, limit=9.0)
     res = solve_v1g(lp)
-    ref, short = reference_objective(lp)
+    ref, short = reference(lp)
     assert res.shortfall_kwh.sum() == pytest.approx(short, abs=1e-6)
     assert res.objective == pytest.approx(ref, rel=1e-6, abs=1e-6)
     load = np.asarray(res.charge_kw.sum(axis=0)).ravel() + lp.building_kw
     assert (load <= np.maximum(lp.service_limit_kw, lp.building_kw) + 1e-6).all()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ratchets_and_convex_tiers(seed):
+    charges = (
+        DemandCharge("month 1", np.arange(0, 12), tiers=((6.0, 2.0), (np.inf, 7.0))),
+        DemandCharge("month 2", np.arange(12, 24), 5.0, billed_floor_kw=7.0,
+                     ratchet_from=((0, 0.8),)),
+    )
+    lp = random_instance(seed, charges=charges)
+    res = solve_v1g(lp)
+    ref, _ = reference(lp)
+    assert res.objective == pytest.approx(ref, rel=1e-6)
+    assert res.billed_kw[1] >= max(7.0, 0.8 * res.peaks_kw[0], res.peaks_kw[1]) - 1e-6
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_subscription_milp_matches_enumeration(seed):
+    sub = Subscription(block_kw=5.0, price_per_block=12.0, overage_per_kw=4.8)
+    charges = (DemandCharge("sub", np.arange(24), subscription=sub),)
+    lp = random_instance(seed, charges=charges)
+    res = solve_v1g(lp)
+    best = min(reference(lp, blocks={0: nb})[0] for nb in range(0, 12))
+    assert res.objective == pytest.approx(best, rel=1e-6)
+    assert res.info["integer_columns"] == 1
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_demand_window_averaging(seed):
+    # 5-minute steps, 15-minute demand windows: a window averages three steps.
+    n_steps = 24
+    window = sp.csr_array(np.kron(np.eye(n_steps // 3), np.full((1, 3), 1 / 3)))
+    lp = random_instance(seed, window=window)
+    res = solve_v1g(lp)
+    ref, _ = reference(lp)
+    assert res.objective == pytest.approx(ref, rel=1e-6)

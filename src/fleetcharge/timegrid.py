@@ -99,13 +99,17 @@ class Horizon:
 
     @cached_property
     def index(self) -> pd.DatetimeIndex:
-        """Step start times, tz-aware in the site timezone (absolute time, so DST-safe)."""
+        """Step start times, tz-aware in the site timezone (absolute time, so DST-safe).
+
+        Always stored in nanoseconds, whatever unit the inputs had (pandas ≥ 3 infers ``us`` or
+        ``s`` from strings), so ``index.asi8`` is nanoseconds everywhere.
+        """
         utc = pd.date_range(
             self.start.tz_convert("UTC"),
             periods=self.n_steps,
             freq=pd.Timedelta(minutes=self.resolution_min),
         )
-        return utc.tz_convert(self.timezone)
+        return utc.tz_convert(self.timezone).as_unit("ns")
 
     def step_of(self, when: pd.DatetimeIndex) -> np.ndarray:
         """Fractional step position of each timestamp (0.0 = horizon start) [steps]."""

@@ -1,30 +1,41 @@
 """The V1G charging LP (DESIGN.md §4), built as sparse matrices and solved by HiGHS in one call.
 
 Formulation (charging only). Sessions n, steps t where n is plugged in (the availability pattern;
-absent steps have no variable), demand charges j (a set of steps T_j and a rate r_j):
+absent steps have no variable), demand windows w (a window averages one or more steps: the
+tariff's demand interval), demand determinants j (a set of windows W_j):
 
 .. math::
 
-    \\min\\; \\sum_{n,t} π_t Δ\\, c_{n,t} + \\sum_j r_j P_j + M \\sum_n s_n
+    \\min\\; \\sum_{n,t} π_t Δ\\, c_{n,t} + \\sum_j \\mathrm{cost}_j(B_j) + M \\sum_n s_n
 
     \\text{s.t.}\\quad \\sum_t Δ\\, c_{n,t} + s_n ≥ E_n          \\quad (\\text{departure energy})
 
     \\sum_n c_{n,t} ≤ L − b_t                                    \\quad (\\text{service limit})
 
-    \\sum_n c_{n,t} − P_j ≤ −b_t \\quad ∀ t ∈ T_j               \\quad (\\text{demand})
+    \\sum_t a_{w,t} \\sum_n c_{n,t} − P_j ≤ −\\sum_t a_{w,t} b_t \\quad ∀ w ∈ W_j
+    \\quad (\\text{metered peak})
+
+    B_j ≥ P_j,\\quad B_j ≥ φ_{jk} P_k,\\quad B_j ≥ \\underline B_j
+    \\quad (\\text{billing demand: ratchets})
 
     0 ≤ c_{n,t} ≤ \\bar p_n f_{n,t},\\quad 0 ≤ s_n ≤ E_n,\\quad P_j ≥ \\underline P_j
 
 with π the energy price [$/kWh], Δ the step [h], E_n the energy at the charger the session needs
-[kWh], L the service limit and b the building load [kW], f the available fraction of a step, and
-:math:`\\underline P_j` a floor (month-to-date peak already metered, or a ratchet) [kW].
+[kWh], L the service limit and b the building load [kW], f the available fraction of a step,
+a_{w,t} the averaging weights of window w, :math:`\\underline P_j` the peak already metered this
+billing period [kW], φ a ratchet fraction and :math:`\\underline B_j` a ratchet floor from
+history [kW]. ``cost_j`` is linear (one rate), convex piecewise linear (tiers with
+non-decreasing rates, epigraph rows z ≥ r_k B + b_k) or a subscription
+(price · blocks + overage · max(B − block_kw · blocks, 0), blocks integer: a small MILP, one
+integer per billing period, only when the subscription level is not fixed).
 
 No per-step SOC variable is needed for V1G: charging only raises SOC, the session's SOC bounds
 hold at arrival (validated) and at departure (E_n ≤ (1 − soc_arr)·U/η), so they hold in between.
 
 The shortfall s_n is penalised at M, larger than any saving a kWh not delivered could buy:
-M = max π + Σ_j r_j / Δ + 1 (one kWh moved into a single step raises every peak by at most 1/Δ kW),
-so targets are met whenever feasible and the rest of the fleet is still planned optimally.
+M = max π + Σ_j max rate_j / Δ + 1 (one kWh moved into a single step raises every peak by at
+most 1/Δ kW), so targets are met whenever feasible and the rest of the fleet is still planned
+optimally.
 """
 
 from __future__ import annotations
@@ -38,25 +49,60 @@ import scipy.sparse as sp
 
 
 @dataclass(frozen=True)
+class Subscription:
+    """Subscription demand pricing of one billing period (PG&E BEV style).
+
+    ``price_per_block`` is already pro-rated for a partial billing period [$/block];
+    ``blocks`` fixes the subscription level, ``None`` lets the optimiser choose it.
+    """
+
+    block_kw: float
+    price_per_block: float
+    overage_per_kw: float
+    blocks: int | None = None
+
+
+@dataclass(frozen=True)
 class DemandCharge:
-    """One demand determinant: the peak of site import over ``steps`` is billed at ``rate``.
+    """One demand determinant and how its billing demand is priced.
 
     Attributes
     ----------
     label : str
         For reports, e.g. ``"2025-03 all hours"`` or ``"2025-03 On-Peak"``.
-    steps : numpy.ndarray of int
-        Horizon steps in which this determinant is measured.
+    windows : numpy.ndarray of int
+        Rows of ``LPInput.window_matrix`` (demand windows) in which the peak is measured.
     rate_per_kw : float
-        Price of the billed peak [$/kW].
+        Price of the billing demand [$/kW] (ignored when ``tiers`` is given).
+    tiers : tuple of (limit_kw, rate_per_kw)
+        Cumulative tier limits (last ``inf``) and their prices, rates non-decreasing [kW, $/kW].
     floor_kw : float
-        The determinant is at least this [kW]: month-to-date peak already incurred, a ratchet.
+        Peak already metered in this billing period (month-to-date) [kW].
+    billed_floor_kw : float
+        Billing demand is at least this (a ratchet on peaks before the horizon) [kW].
+    ratchet_from : tuple of (index, fraction)
+        Billing demand ≥ fraction × metered peak of determinant ``index`` (earlier periods
+        inside the horizon).
+    subscription : Subscription, optional
+        Subscription pricing instead of ``rate_per_kw``/``tiers``.
     """
 
     label: str
-    steps: np.ndarray
-    rate_per_kw: float
+    windows: np.ndarray
+    rate_per_kw: float = 0.0
+    tiers: tuple[tuple[float, float], ...] = ()
     floor_kw: float = 0.0
+    billed_floor_kw: float = 0.0
+    ratchet_from: tuple[tuple[int, float], ...] = ()
+    subscription: Subscription | None = None
+
+    def max_rate_per_kw(self) -> float:
+        """Steepest price of one more kW of billing demand [$/kW]."""
+        rates = [self.rate_per_kw] + [r for _, r in self.tiers]
+        if self.subscription is not None:
+            s = self.subscription
+            rates += [s.overage_per_kw, s.price_per_block / s.block_kw]
+        return max(max(rates), 0.0)
 
 
 @dataclass(frozen=True)
@@ -71,6 +117,7 @@ class LPInput:
     building_kw: np.ndarray  # per step [kW]
     service_limit_kw: float
     demand_charges: tuple[DemandCharge, ...] = ()
+    window_matrix: sp.csr_array | None = None  # (n_windows × n_steps) averaging; None = identity
 
 
 @dataclass(frozen=True)
@@ -79,113 +126,170 @@ class LPResult:
 
     charge_kw: sp.csr_array
     shortfall_kwh: np.ndarray
-    peaks_kw: np.ndarray
+    peaks_kw: np.ndarray  # metered peak of each demand determinant
+    billed_kw: np.ndarray  # billing demand of each determinant
     status: str
-    objective: float  # without the shortfall penalty [$]
+    objective: float  # energy + demand cost, without the shortfall penalty [$]
     info: dict = field(default_factory=dict)
 
 
 def shortfall_penalty(lp: LPInput) -> float:
     """Penalty M [$/kWh] that makes meeting targets lexicographically first (module docstring)."""
     max_price = float(lp.energy_price_per_kwh.max()) if lp.energy_price_per_kwh.size else 0.0
-    demand = sum(max(dc.rate_per_kw, 0.0) for dc in lp.demand_charges)
+    demand = sum(dc.max_rate_per_kw() for dc in lp.demand_charges)
     return max(max_price, 0.0) + demand / lp.step_hours + 1.0
 
 
+class _Model:
+    """Columns and row triplets of a sparse LP, appended block by block."""
+
+    def __init__(self) -> None:
+        self.cost: list[np.ndarray] = []
+        self.lo: list[np.ndarray] = []
+        self.hi: list[np.ndarray] = []
+        self.integer: list[np.ndarray] = []
+        self.n_col = 0
+        self.rows: list[np.ndarray] = []
+        self.cols: list[np.ndarray] = []
+        self.vals: list[np.ndarray] = []
+        self.row_lo: list[np.ndarray] = []
+        self.row_hi: list[np.ndarray] = []
+        self.n_row = 0
+
+    def add_cols(self, cost, lo, hi, integer: bool = False) -> np.ndarray:
+        cost = np.atleast_1d(np.asarray(cost, dtype=float))
+        k = cost.size
+        self.cost.append(cost)
+        self.lo.append(np.broadcast_to(np.asarray(lo, dtype=float), k).copy())
+        self.hi.append(np.broadcast_to(np.asarray(hi, dtype=float), k).copy())
+        self.integer.append(np.full(k, integer))
+        idx = np.arange(self.n_col, self.n_col + k)
+        self.n_col += k
+        return idx
+
+    def add_rows(self, rows, cols, vals, lo, hi) -> None:
+        """Rows numbered from 0 within this block; ``lo``/``hi`` one per row."""
+        lo = np.atleast_1d(np.asarray(lo, dtype=float))
+        self.rows.append(np.asarray(rows, dtype=np.int64) + self.n_row)
+        self.cols.append(np.asarray(cols, dtype=np.int64))
+        self.vals.append(np.asarray(vals, dtype=float))
+        self.row_lo.append(lo)
+        self.row_hi.append(np.broadcast_to(np.asarray(hi, dtype=float), lo.size).copy())
+        self.n_row += lo.size
+
+    def matrix(self) -> sp.csc_array:
+        return sp.csc_array(
+            (np.concatenate(self.vals), (np.concatenate(self.rows), np.concatenate(self.cols))),
+            shape=(self.n_row, self.n_col),
+        )
+
+
 def solve_v1g(lp: LPInput, *, time_limit_s: float | None = None) -> LPResult:
-    """Build the sparse LP and solve it with HiGHS (dual simplex by default)."""
+    """Build the sparse LP (MILP with a free subscription level) and solve it with HiGHS."""
     t0 = perf_counter()
     avail = lp.availability.tocsr()
     avail.sort_indices()
     n_sessions, n_steps = avail.shape
     nnz = avail.nnz
     dt = lp.step_hours
-    n_dc = len(lp.demand_charges)
     row_of = np.repeat(np.arange(n_sessions), np.diff(avail.indptr))
     step_of = avail.indices
     penalty = shortfall_penalty(lp)
+    m = _Model()
 
-    # Columns: [c (nnz) | s (n_sessions) | P (n_dc)]
-    n_col = nnz + n_sessions + n_dc
-    cost = np.concatenate([
-        lp.energy_price_per_kwh[step_of] * dt,
-        np.full(n_sessions, penalty),
-        np.array([dc.rate_per_kw for dc in lp.demand_charges], dtype=float),
-    ])
-    col_lo = np.concatenate([
-        np.zeros(nnz + n_sessions),
-        np.array([dc.floor_kw for dc in lp.demand_charges], dtype=float),
-    ])
-    col_hi = np.concatenate([
-        lp.max_kw[row_of] * avail.data,
-        lp.energy_kwh,
-        np.full(n_dc, np.inf),
-    ])
+    cap = lp.max_kw[row_of] * avail.data
+    c = m.add_cols(lp.energy_price_per_kwh[step_of] * dt, 0.0, cap)
+    s = m.add_cols(np.full(n_sessions, penalty), 0.0, lp.energy_kwh)
 
-    c_cols = np.arange(nnz)
-    # Energy rows: Σ_t Δ c + s ≥ E
-    energy = sp.csr_array(
-        (np.concatenate([np.full(nnz, dt), np.ones(n_sessions)]),
-         (np.concatenate([row_of, np.arange(n_sessions)]),
-          np.concatenate([c_cols, nnz + np.arange(n_sessions)]))),
-        shape=(n_sessions, n_col),
-    )
-    blocks = [energy]
-    lo = [lp.energy_kwh]
-    hi = [np.full(n_sessions, np.inf)]
+    # Departure energy: Σ_t Δ c + s ≥ E
+    m.add_rows(np.concatenate([row_of, np.arange(n_sessions)]), np.concatenate([c, s]),
+               np.concatenate([np.full(nnz, dt), np.ones(n_sessions)]),
+               lp.energy_kwh, np.inf)
 
-    # Site limit rows only where the limit could bind.
-    step_cap = np.bincount(step_of, weights=col_hi[:nnz], minlength=n_steps)
+    # Service limit, only at steps where it could bind.
+    step_cap = np.bincount(step_of, weights=cap, minlength=n_steps)
     headroom = lp.service_limit_kw - lp.building_kw
     binding = np.flatnonzero(step_cap > headroom + 1e-9)
     if binding.size:
-        sel = np.isin(step_of, binding)
-        pos = np.searchsorted(binding, step_of[sel])
-        blocks.append(sp.csr_array((np.ones(int(sel.sum())), (pos, c_cols[sel])),
-                                   shape=(binding.size, n_col)))
-        lo.append(np.full(binding.size, -np.inf))
-        hi.append(np.maximum(headroom[binding], 0.0))
+        sel = np.flatnonzero(np.isin(step_of, binding))
+        m.add_rows(np.searchsorted(binding, step_of[sel]), c[sel], np.ones(sel.size),
+                   np.full(binding.size, -np.inf), np.maximum(headroom[binding], 0.0))
 
-    # Demand rows: Σ_n c[n,t] − P_j ≤ −b_t for t in T_j (steps with any charging possible; at
-    # other steps the building alone sets the floor).
-    has_charge = step_cap > 0
+    # Demand windows: window load = W @ (building + Σ_n c).
+    window = lp.window_matrix if lp.window_matrix is not None else sp.identity(
+        n_steps, format="csr")
+    window = sp.csr_array(window)
+    window_building = window @ lp.building_kw
+    window_can_charge = (window @ (step_cap > 0).astype(float)) > 0
+    aggregate = sp.csr_array((np.ones(nnz), (step_of, c)), shape=(n_steps, m.n_col))
+
+    n_dc = len(lp.demand_charges)
+    peak_cols = np.empty(n_dc, dtype=np.int64)
+    billed_cols = np.empty(n_dc, dtype=np.int64)
+    integer_used = False
     for j, dc in enumerate(lp.demand_charges):
-        steps = np.asarray(dc.steps, dtype=np.int64)
-        floor = max(dc.floor_kw, float(lp.building_kw[steps].max()) if steps.size else 0.0)
-        col_lo[nnz + n_sessions + j] = floor
-        steps = steps[has_charge[steps]]
-        if not steps.size:
-            continue
-        mark = np.full(n_steps, -1)
-        mark[steps] = np.arange(steps.size)
-        sel = mark[step_of] >= 0
-        rows = np.concatenate([mark[step_of[sel]], np.arange(steps.size)])
-        cols = np.concatenate([c_cols[sel], np.full(steps.size, nnz + n_sessions + j)])
-        vals = np.concatenate([np.ones(int(sel.sum())), -np.ones(steps.size)])
-        blocks.append(sp.csr_array((vals, (rows, cols)), shape=(steps.size, n_col)))
-        lo.append(np.full(steps.size, -np.inf))
-        hi.append(-lp.building_kw[steps])
+        w = np.asarray(dc.windows, dtype=np.int64)
+        floor = max(dc.floor_kw, float(window_building[w].max()) if w.size else 0.0)
+        p = m.add_cols([0.0], floor, np.inf)[0]
+        peak_cols[j] = p
+        w = w[window_can_charge[w]]
+        if w.size:
+            block = (window[w] @ aggregate).tocoo()
+            m.add_rows(np.concatenate([block.row, np.arange(w.size)]),
+                       np.concatenate([block.col, np.full(w.size, p)]),
+                       np.concatenate([block.data, -np.ones(w.size)]),
+                       np.full(w.size, -np.inf), -window_building[w])
+    for j, dc in enumerate(lp.demand_charges):
+        linear = dc.rate_per_kw if not dc.tiers and dc.subscription is None else 0.0
+        b = m.add_cols([linear], max(dc.billed_floor_kw, 0.0), np.inf)[0]
+        billed_cols[j] = b
+        sources = [(peak_cols[j], 1.0)] + [(peak_cols[k], f) for k, f in dc.ratchet_from]
+        for src, frac in sources:  # B_j − φ P_k ≥ 0
+            m.add_rows([0, 0], [b, src], [1.0, -frac], [0.0], np.inf)
+        if dc.tiers:  # z ≥ r_k B + (C(L_{k−1}) − r_k L_{k−1})
+            z = m.add_cols([1.0], -np.inf, np.inf)[0]
+            lower, acc = 0.0, 0.0
+            for limit, rate in dc.tiers:
+                m.add_rows([0, 0], [z, b], [1.0, -rate], [acc - rate * lower], np.inf)
+                if np.isfinite(limit):
+                    acc += rate * (limit - lower)
+                    lower = limit
+        if dc.subscription is not None:
+            sub = dc.subscription
+            fixed = sub.blocks is not None
+            nb = m.add_cols([sub.price_per_block], sub.blocks if fixed else 0.0,
+                            sub.blocks if fixed else np.inf, integer=not fixed)[0]
+            integer_used |= not fixed
+            over = m.add_cols([sub.overage_per_kw], 0.0, np.inf)[0]
+            m.add_rows([0, 0, 0], [over, b, nb], [1.0, -1.0, sub.block_kw], [0.0], np.inf)
 
-    a = sp.vstack(blocks, format="csc")
-    row_lo, row_hi = np.concatenate(lo), np.concatenate(hi)
+    a = m.matrix()
+    cost = np.concatenate(m.cost)
     t_build = perf_counter() - t0
 
     model = highspy.HighsLp()
-    model.num_col_ = n_col
-    model.num_row_ = a.shape[0]
+    model.num_col_ = m.n_col
+    model.num_row_ = m.n_row
     model.col_cost_ = cost
-    model.col_lower_ = col_lo
-    model.col_upper_ = col_hi
-    model.row_lower_ = row_lo
-    model.row_upper_ = row_hi
+    model.col_lower_ = np.concatenate(m.lo)
+    model.col_upper_ = np.concatenate(m.hi)
+    model.row_lower_ = np.concatenate(m.row_lo)
+    model.row_upper_ = np.concatenate(m.row_hi)
     model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
     model.a_matrix_.start_ = a.indptr
     model.a_matrix_.index_ = a.indices
     model.a_matrix_.value_ = a.data
-    model.a_matrix_.num_col_ = n_col
-    model.a_matrix_.num_row_ = a.shape[0]
+    model.a_matrix_.num_col_ = m.n_col
+    model.a_matrix_.num_row_ = m.n_row
+    if integer_used:
+        model.integrality_ = [
+            highspy.HighsVarType.kInteger if f else highspy.HighsVarType.kContinuous
+            for f in np.concatenate(m.integer)
+        ]
     highs = highspy.Highs()
     highs.setOptionValue("output_flag", False)
+    if integer_used:
+        highs.setOptionValue("mip_rel_gap", 1e-9)
     if time_limit_s is not None:
         highs.setOptionValue("time_limit", float(time_limit_s))
     highs.passModel(model)
@@ -194,26 +298,30 @@ def solve_v1g(lp: LPInput, *, time_limit_s: float | None = None) -> LPResult:
     t_solve = perf_counter() - t1
     status = highs.modelStatusToString(highs.getModelStatus())
     x = np.asarray(highs.getSolution().col_value)
-    if x.size != n_col:
+    if x.size != m.n_col:
         raise RuntimeError(f"HiGHS returned no solution (status: {status})")
-    c = np.clip(x[:nnz], 0.0, None)
-    s = x[nnz:nnz + n_sessions]
-    peaks = x[nnz + n_sessions:]
-    objective = float(cost[:nnz] @ c + cost[nnz + n_sessions:] @ peaks)
-    charge = sp.csr_array((c, avail.indices.copy(), avail.indptr.copy()), shape=avail.shape)
+    info = highs.getInfo()
+    not_penalty = np.ones(m.n_col, dtype=bool)
+    not_penalty[s] = False
+    objective = float(cost[not_penalty] @ x[not_penalty])
+    charge = sp.csr_array((np.clip(x[c], 0.0, cap), avail.indices.copy(), avail.indptr.copy()),
+                          shape=avail.shape)
     return LPResult(
         charge_kw=charge,
-        shortfall_kwh=np.clip(s, 0.0, None),
-        peaks_kw=peaks,
+        shortfall_kwh=np.clip(x[s], 0.0, None),
+        peaks_kw=x[peak_cols],
+        billed_kw=x[billed_cols],
         status=status,
         objective=objective,
         info={
-            "columns": n_col,
-            "rows": int(a.shape[0]),
+            "columns": m.n_col,
+            "rows": m.n_row,
             "nonzeros": int(a.nnz),
+            "integer_columns": int(np.concatenate(m.integer).sum()),
             "build_s": t_build,
             "solve_s": t_solve,
             "penalty_per_kwh": penalty,
-            "simplex_iterations": int(highs.getInfo().simplex_iteration_count),
+            "simplex_iterations": int(info.simplex_iteration_count),
+            "mip_gap": float(info.mip_gap) if integer_used else 0.0,
         },
     )
