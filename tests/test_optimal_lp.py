@@ -138,7 +138,7 @@ def reference(lp: LPInput, blocks: dict[int, int] | None = None) -> tuple[float,
     r2 = linprog(cost, np.vstack([A_ub, short]), np.append(b_ub, r1.fun + 1e-9), A_eq, b_eq,
                  bounds=bounds, method="highs")
     assert r2.status == 0
-    return r2.fun + const, r1.fun
+    return r2.fun + const + float(lp.energy_price_per_kwh @ lp.building_kw) * lp.step_hours, r1.fun
 
 
 @pytest.mark.parametrize("seed", range(12))

@@ -51,7 +51,7 @@ def plan(
     scenario_file: Annotated[Optional[Path], typer.Argument(
         metavar="SCENARIO.yaml", help="Scenario file (omit to use --sessions/--tariff).")] = None,
     strategy: Annotated[Optional[str], typer.Option(
-        help="unmanaged | balanced (default: run all and compare).")] = None,
+        help="unmanaged | balanced | optimal (default: run all and compare).")] = None,
     out_dir: Annotated[Optional[Path], typer.Option(
         "--out", help="Write plan CSVs, site load, summary JSON and the HTML report here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary JSON.")] = False,

@@ -97,7 +97,7 @@ def representative_week(outcomes: list[Outcome]) -> tuple[pd.Timestamp, pd.Times
     load = outcomes[0].site_load_kw
     index = load.index
     peak_at = load.idxmax()
-    start = peak_at.normalize() - pd.Timedelta(days=int(peak_at.dayofweek))
+    start = peak_at.normalize() - pd.Timedelta(days=int(peak_at.day_of_week))
     start = max(start, index[0].normalize())
     end = start + pd.Timedelta(days=7)
     if end > index[-1]:

@@ -13,6 +13,7 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 ALLOWED_RESOLUTIONS_MIN = (5, 15, 30, 60)
 
@@ -176,7 +177,54 @@ class Horizon:
     @cached_property
     def local_weekday(self) -> np.ndarray:
         """Local day of week of each step, Monday = 0."""
-        return self.index.dayofweek.to_numpy()
+        return self.index.day_of_week.to_numpy()
+
+    def billing_cycles(self, cycle_day: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Billing cycle of each step, for a meter read at local midnight on ``cycle_day``.
+
+        ``cycle_day = 1`` gives calendar months. A cycle is labelled by the month it starts in
+        (the month whose monthly-indexed tariff items apply).
+
+        Returns
+        -------
+        cycle : numpy.ndarray of int
+            Cycle number of each step, 0 for the first cycle touched by the horizon.
+        start_month : numpy.ndarray of int
+            For each cycle, ``year * 12 + month − 1`` of the month it starts in.
+        """
+        idx = self.index
+        ym = idx.year.to_numpy() * 12 + (self.local_month - 1) - (idx.day.to_numpy() < cycle_day)
+        start_month, cycle = np.unique(ym, return_inverse=True)
+        return cycle.astype(np.int64), start_month.astype(np.int64)
+
+    def demand_windows(self, window_min: int, cycle: np.ndarray) -> tuple[sp.csr_array, np.ndarray]:
+        """Clock-aligned demand windows: which steps each window averages.
+
+        Meters integrate demand over fixed windows aligned to the local clock (15 minutes at
+        :00, :15, …). When steps are shorter than the window, a window averages its steps;
+        otherwise every step is its own window. Windows never straddle a billing cycle.
+
+        Returns
+        -------
+        matrix : scipy.sparse.csr_array
+            (n_windows × n_steps) averaging weights; ``matrix @ load_kw`` is window-average kW.
+        first_step : numpy.ndarray of int
+            First step of each window (its calendar fields are the window's).
+        """
+        n = self.n_steps
+        if window_min <= self.resolution_min:
+            return sp.identity(n, format="csr"), np.arange(n)
+        wall_min = (self.index.tz_localize(None).asi8 // 60_000_000_000).astype(np.int64)
+        offset_min = wall_min - self.index.asi8 // 60_000_000_000  # differs across DST
+        key = wall_min // window_min
+        new = np.r_[True, (key[1:] != key[:-1]) | (offset_min[1:] != offset_min[:-1])
+                    | (cycle[1:] != cycle[:-1])]
+        first = np.flatnonzero(new)
+        window_of = np.cumsum(new) - 1
+        counts = np.diff(np.r_[first, n])
+        matrix = sp.csr_array((1.0 / counts[window_of], (window_of, np.arange(n))),
+                              shape=(len(first), n))
+        return matrix, first
 
     @classmethod
     def covering(
@@ -185,6 +233,11 @@ class Horizon:
         """The horizon whose steps start at ``index`` (regular, tz-aware)."""
         step = pd.Timedelta(minutes=resolution_min)
         return cls(index[0], index[-1] + step, resolution_min, timezone)
+
+
+def month_label(year_month: int) -> str:
+    """``"YYYY-MM"`` of a ``year * 12 + month − 1`` number."""
+    return f"{year_month // 12:04d}-{year_month % 12 + 1:02d}"
 
 
 def epoch_seconds(when: pd.DatetimeIndex | pd.Timestamp) -> np.ndarray:

@@ -8,10 +8,12 @@ from fleetcharge.domain import Scenario
 from fleetcharge.errors import InputError
 from fleetcharge.plan import Plan
 from fleetcharge.strategies.baseline import balanced, unmanaged
+from fleetcharge.strategies.optimal import optimal
 
 STRATEGIES: dict[str, Callable[[Scenario], Plan]] = {
     "unmanaged": unmanaged,
     "balanced": balanced,
+    "optimal": optimal,
 }
 
 

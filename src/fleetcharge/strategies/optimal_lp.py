@@ -40,6 +40,8 @@ optimally.
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass, field
 from time import perf_counter
 
@@ -129,7 +131,7 @@ class LPResult:
     peaks_kw: np.ndarray  # metered peak of each demand determinant
     billed_kw: np.ndarray  # billing demand of each determinant
     status: str
-    objective: float  # energy + demand cost, without the shortfall penalty [$]
+    objective: float  # energy (building included) + demand cost, no shortfall penalty [$]
     info: dict = field(default_factory=dict)
 
 
@@ -138,6 +140,35 @@ def shortfall_penalty(lp: LPInput) -> float:
     max_price = float(lp.energy_price_per_kwh.max()) if lp.energy_price_per_kwh.size else 0.0
     demand = sum(dc.max_rate_per_kw() for dc in lp.demand_charges)
     return max(max_price, 0.0) + demand / lp.step_hours + 1.0
+
+
+_BANNER_SILENCED = False
+
+
+def new_highs() -> highspy.Highs:
+    """A silent HiGHS instance.
+
+    HiGHS prints a copyright banner to the C-level stdout the first time one is constructed in
+    a process; that would corrupt ``--json`` output, so the first construction runs with file
+    descriptor 1 pointed at /dev/null.
+    """
+    global _BANNER_SILENCED
+    if _BANNER_SILENCED:
+        highs = highspy.Highs()
+    else:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 1)
+            highs = highspy.Highs()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            os.close(devnull)
+        _BANNER_SILENCED = True
+    highs.setOptionValue("output_flag", False)
+    return highs
 
 
 class _Model:
@@ -286,8 +317,7 @@ def solve_v1g(lp: LPInput, *, time_limit_s: float | None = None) -> LPResult:
             highspy.HighsVarType.kInteger if f else highspy.HighsVarType.kContinuous
             for f in np.concatenate(m.integer)
         ]
-    highs = highspy.Highs()
-    highs.setOptionValue("output_flag", False)
+    highs = new_highs()
     if integer_used:
         highs.setOptionValue("mip_rel_gap", 1e-9)
     if time_limit_s is not None:
@@ -303,7 +333,8 @@ def solve_v1g(lp: LPInput, *, time_limit_s: float | None = None) -> LPResult:
     info = highs.getInfo()
     not_penalty = np.ones(m.n_col, dtype=bool)
     not_penalty[s] = False
-    objective = float(cost[not_penalty] @ x[not_penalty])
+    building_energy_cost = float(lp.energy_price_per_kwh @ lp.building_kw) * dt
+    objective = float(cost[not_penalty] @ x[not_penalty]) + building_energy_cost
     charge = sp.csr_array((np.clip(x[c], 0.0, cap), avail.indices.copy(), avail.indptr.copy()),
                           shape=avail.shape)
     return LPResult(
