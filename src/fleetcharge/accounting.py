@@ -161,7 +161,8 @@ def evaluate(plan: Plan) -> Outcome:
 def plan_frame(plan: Plan) -> pd.DataFrame:
     """Long table, one row per session per plugged-in step: power and SOC at the step's end.
 
-    Columns: timestamp (step start), vehicle_id, session_id, charger_id, power_kw, soc.
+    Columns: timestamp (step start), step (its index on the horizon), vehicle_id, session_id,
+    charger_id, power_kw, soc.
     """
     scenario = plan.scenario
     arrays = scenario.session_arrays()
@@ -181,6 +182,7 @@ def plan_frame(plan: Plan) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "timestamp": scenario.horizon.index[net.indices],
+            "step": net.indices,
             "vehicle_id": vehicle_ids[row],
             "session_id": session_ids[row],
             "charger_id": charger_ids[row],

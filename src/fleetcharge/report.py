@@ -235,18 +235,23 @@ def write_outputs(outcomes: list[Outcome], out_dir: Path, title: str) -> list[Pa
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".fleetcharge-", dir=out_dir.parent))
     try:
-        for o in outcomes:
-            plan_frame(o.plan).to_csv(tmp / f"plan_{o.strategy}.csv", index=False,
-                                      float_format="%.4f")
         scenario = outcomes[0].plan.scenario
-        load = pd.DataFrame({"building_kw": scenario.building_kw()},
-                            index=scenario.horizon.index)
+        # Format each step's timestamp once (pandas formats tz-aware datetimes slowly).
+        iso = np.array([t.isoformat() for t in scenario.horizon.index], dtype=object)
+        for o in outcomes:
+            frame = plan_frame(o.plan)
+            frame["timestamp"] = iso[frame.pop("step").to_numpy()]
+            frame.to_csv(tmp / f"plan_{o.strategy}.csv", index=False, float_format="%.4f")
+        load = pd.DataFrame({"building_kw": scenario.building_kw()}, index=pd.Index(iso))
         for o in outcomes:
             load[f"{o.strategy}_kw"] = o.site_load_kw.to_numpy()
         load.index.name = "timestamp"
         load.to_csv(tmp / "site_load.csv", float_format="%.4f")
         for o in outcomes:
-            o.readiness.per_session.to_csv(tmp / f"readiness_{o.strategy}.csv", index=False)
+            ready = o.readiness.per_session.copy()
+            for col in ("arrival", "departure"):
+                ready[col] = [t.isoformat() for t in ready[col]]
+            ready.to_csv(tmp / f"readiness_{o.strategy}.csv", index=False)
         (tmp / "summary.json").write_text(json.dumps(summary_json(outcomes), indent=2) + "\n")
         write_png(outcomes, tmp / "site_load.png")
         write_html(outcomes, tmp / "report.html", title)
