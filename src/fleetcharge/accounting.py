@@ -53,6 +53,7 @@ class Readiness:
                     "vehicle_id": r.vehicle_id,
                     "departure": r.departure.isoformat(),
                     "shortfall_kwh": round(float(r.shortfall_kwh), 3),
+                    "reason": r.reason,
                 }
                 for r in short.itertuples()
             ],
@@ -117,7 +118,18 @@ class Outcome:
             "charging_kwh": round(self.charging_kwh, 3),
             "readiness": self.readiness.to_dict(),
             "overload": self.overload,
+            **({"solver": self._solver_info()} if "solver_status" in self.plan.info else {}),
         }
+
+    def _solver_info(self) -> dict[str, Any]:
+        info = self.plan.info
+        keys = ("solver", "solver_status", "objective", "gap", "exact", "approximations",
+                "columns", "rows", "integer_columns", "build_s", "solve_s")
+        out = {k: info[k] for k in keys if k in info}
+        for k in ("objective", "build_s", "solve_s"):
+            if k in out:
+                out[k] = round(float(out[k]), 4)
+        return out
 
 
 def readiness(plan: Plan) -> Readiness:
@@ -131,6 +143,25 @@ def readiness(plan: Plan) -> Readiness:
     delivered = plan.delivered_kwh()
     shortfall = np.maximum(arrays.energy_kwh - delivered, 0.0)
     departure_soc = arrays.arrival_soc + arrays.efficiency * delivered / arrays.usable_kwh
+    met = shortfall <= MET_TOLERANCE_KWH
+    reason = np.full(len(arrays), "", dtype=object)
+    missed = np.flatnonzero(~met)
+    if missed.size:
+        dt_h = scenario.horizon.step_hours
+        possible = arrays.max_energy_kwh(dt_h)
+        avail = arrays.availability(scenario.horizon.n_steps)
+        at_limit = plan.site_load_kw() >= scenario.site.service_limit_kw - 1e-6
+        limited = np.asarray(avail.multiply(at_limit[None, :]).sum(axis=1)).ravel() > 0
+        for i in missed:
+            plugged_h = float(avail[[i], :].sum()) * dt_h
+            if arrays.energy_kwh[i] > possible[i] + MET_TOLERANCE_KWH:
+                reason[i] = (f"dwell too short or charger too small: {plugged_h:.2f} h at "
+                             f"{arrays.max_kw[i]:g} kW delivers at most {possible[i]:.1f} kWh")
+            elif limited[i]:
+                reason[i] = (f"site service limit {scenario.site.service_limit_kw:g} kW was "
+                             "reached while it was plugged in")
+            else:
+                reason[i] = f"the {plan.strategy} strategy did not deliver it"
     frame = pd.DataFrame(
         {
             "session_id": [s.id for s in scenario.sessions],
@@ -144,7 +175,8 @@ def readiness(plan: Plan) -> Readiness:
             "arrival_soc": arrays.arrival_soc,
             "departure_soc": departure_soc,
             "target_soc": arrays.target_soc,
-            "met": shortfall <= MET_TOLERANCE_KWH,
+            "met": met,
+            "reason": reason,
         }
     )
     return Readiness(frame)

@@ -1,0 +1,353 @@
+"""The scenario YAML as pydantic models: typos and bad values are caught here, field by field.
+
+Every model forbids unknown keys (``extra="forbid"``), so ``max_kW`` or ``usable_kWh`` is an error
+rather than a silently ignored key. :func:`parse_scenario_file` collects *all* problems of a file
+into one :class:`~fleetcharge.errors.InputError` whose lines read ``chargers[1].max_kw: ...``.
+
+The compact ``id_template`` + ``count`` forms expand here too, so the loader only ever sees one
+entry per charger and per vehicle, each with the YAML path it came from.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from fleetcharge.errors import ConsistencyError, InputError
+from fleetcharge.timegrid import ALLOWED_RESOLUTIONS_MIN
+
+DateLike = dt.datetime | dt.date | str
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def check_timezone(name: str) -> str:
+    """Return ``name`` if it is a known IANA timezone, else raise ``ValueError`` saying so."""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ValueError(
+            f"unknown timezone {name!r}; use an IANA name such as 'America/Los_Angeles' or 'UTC'"
+        ) from None
+    return name
+
+
+class SiteModel(_Strict):
+    """``site:`` — the depot's grid connection."""
+
+    timezone: str = "UTC"
+    service_limit_kw: float = Field(gt=0)
+    building_load_csv: str | None = None
+
+    _tz = field_validator("timezone")(check_timezone)
+
+
+class BillingModel(_Strict):
+    """``billing:`` — the horizon ``[start, end)`` and the meter-read day."""
+
+    start: DateLike
+    end: DateLike
+    cycle_day: int = Field(default=1, ge=1, le=31)
+
+
+class DefaultsModel(_Strict):
+    """``defaults:`` — fleet-wide SOC targets, overridable per vehicle."""
+
+    target_soc: float = Field(default=0.9, gt=0, le=1)
+    min_soc: float = Field(default=0.1, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _order(self) -> DefaultsModel:
+        if self.min_soc >= self.target_soc:
+            raise ValueError(
+                f"min_soc {self.min_soc} must be below target_soc {self.target_soc}"
+            )
+        return self
+
+
+def _check_template(template: str | None) -> str | None:
+    if template is None:
+        return None
+    try:
+        a, b = template.format(1), template.format(2)
+    except (IndexError, KeyError, ValueError) as exc:
+        raise ValueError(
+            f"template {template!r} cannot be formatted with a number ({exc}); "
+            "write it like 'L2-{:02d}'"
+        ) from None
+    if a == b:
+        raise ValueError(
+            f"template {template!r} has no number field, so every id would be the same; "
+            "write it like 'V{:03d}'"
+        )
+    return template
+
+
+class _Repeatable(_Strict):
+    """Either ``id`` (one item) or ``id_template`` + ``count`` (+ ``start``, default 1)."""
+
+    id: str | None = Field(default=None, min_length=1)
+    id_template: str | None = None
+    count: int | None = Field(default=None, ge=1)
+    start: int = Field(default=1, ge=0)
+
+    _tmpl = field_validator("id_template")(_check_template)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Any:
+        if (self.id is None) == (self.id_template is None):
+            raise ValueError("give exactly one of 'id' or 'id_template' (with 'count')")
+        if self.id_template is not None and self.count is None:
+            raise ValueError("'id_template' needs 'count' (how many to create)")
+        if self.id is not None and (self.count is not None or self.start != 1):
+            raise ValueError("'count' and 'start' only go with 'id_template', not with 'id'")
+        return self
+
+    def numbers(self) -> list[int | None]:
+        """The numbers the template is formatted with (``[None]`` for a single item)."""
+        if self.id is not None:
+            return [None]
+        return list(range(self.start, self.start + (self.count or 0)))
+
+    def make_id(self, number: int | None) -> str:
+        return self.id if number is None else self.id_template.format(number)  # type: ignore
+
+
+class ChargerModel(_Repeatable):
+    """``chargers[i]`` — one port, or ``count`` identical ports."""
+
+    max_kw: float = Field(gt=0)
+    min_kw: float = Field(default=0.0, ge=0)
+    current_type: Literal["AC", "DC"] = "AC"
+    phases: Literal[1, 3] = 1
+    voltage_v: float = Field(default=240.0, gt=0)
+    bidirectional: bool = False
+    j3072_certified: bool = False
+
+    @model_validator(mode="after")
+    def _floor(self) -> ChargerModel:
+        if self.min_kw > self.max_kw:
+            raise ValueError(f"min_kw {self.min_kw} is above max_kw {self.max_kw}")
+        return self
+
+
+class VehicleTypeModel(_Strict):
+    """``vehicle_types[i]`` — a vehicle model. ``kwh_per_mile`` is only used by trips CSVs."""
+
+    name: str = Field(min_length=1)
+    usable_kwh: float = Field(gt=0)
+    max_ac_kw: float = Field(ge=0)
+    max_dc_kw: float = Field(default=0.0, ge=0)
+    charge_efficiency: float = Field(default=0.92, gt=0, le=1)
+    bidirectional: bool = False
+    chemistry: str = "NMC"
+    kwh_per_mile: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _can_charge(self) -> VehicleTypeModel:
+        if self.max_ac_kw == 0 and self.max_dc_kw == 0:
+            raise ValueError("max_ac_kw and max_dc_kw are both 0: the vehicle cannot charge")
+        return self
+
+
+class VehicleModel(_Repeatable):
+    """``vehicles[i]`` — one vehicle, or ``count`` vehicles of one type.
+
+    ``home_charger_template`` is formatted with the same number as ``id_template``.
+    """
+
+    type: str
+    home_charger: str | None = None
+    home_charger_template: str | None = None
+    target_soc: float | None = Field(default=None, gt=0, le=1)
+    min_soc: float | None = Field(default=None, ge=0, lt=1)
+
+    _home_tmpl = field_validator("home_charger_template")(_check_template)
+
+    @model_validator(mode="after")
+    def _home(self) -> VehicleModel:
+        if self.home_charger is not None and self.home_charger_template is not None:
+            raise ValueError("give 'home_charger' or 'home_charger_template', not both")
+        if self.home_charger_template is not None and self.id_template is None:
+            raise ValueError("'home_charger_template' goes with 'id_template'; use 'home_charger'")
+        return self
+
+    def make_home(self, number: int | None) -> str | None:
+        if self.home_charger_template is not None:
+            return self.home_charger_template.format(number)
+        return self.home_charger
+
+
+class ScenarioModel(_Strict):
+    """The whole scenario YAML."""
+
+    name: str = Field(min_length=1)
+    description: str | None = None
+    site: SiteModel
+    tariff: str = Field(min_length=1)
+    billing: BillingModel
+    resolution_min: int = 15
+    defaults: DefaultsModel = DefaultsModel()
+    chargers: list[ChargerModel] = Field(min_length=1)
+    vehicle_types: list[VehicleTypeModel] = Field(min_length=1)
+    vehicles: list[VehicleModel] = Field(min_length=1)
+    sessions_csv: str | None = None
+    trips_csv: str | None = None
+
+    @field_validator("resolution_min")
+    @classmethod
+    def _resolution(cls, v: int) -> int:
+        if v not in ALLOWED_RESOLUTIONS_MIN:
+            raise ValueError(
+                f"resolution_min {v} is not supported; use one of {ALLOWED_RESOLUTIONS_MIN}"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _one_input(self) -> ScenarioModel:
+        if (self.sessions_csv is None) == (self.trips_csv is None):
+            both = "both" if self.sessions_csv is not None else "neither"
+            raise ValueError(
+                f"{both} of sessions_csv and trips_csv given; give exactly one "
+                "(sessions_csv: plug-in sessions, trips_csv: trips to derive sessions from)"
+            )
+        return self
+
+
+def _loc_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def format_validation_error(exc: ValidationError) -> tuple[str, str]:
+    """One line per problem, ``path: message (got value)``; returns ``(message, locations)``."""
+    lines, paths = [], []
+    for err in exc.errors(include_url=False):
+        path = _loc_path(err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field (a typo? see the scenario format in the README)"
+        got = err.get("input")
+        shown = "" if err["type"] in ("missing", "extra_forbidden") or isinstance(
+            got, (dict, list)) else f" (got {got!r})"
+        lines.append(f"  - {path}: {msg}{shown}")
+        paths.append(path)
+    n = len(lines)
+    head = f"{n} problem{'s' if n > 1 else ''} in the scenario file; fix each field below:"
+    return head + "\n" + "\n".join(lines), ", ".join(paths)
+
+
+def parse_scenario_model(data: Any, file: str) -> ScenarioModel:
+    """Validate the YAML's content, raising one :class:`InputError` listing every bad field."""
+    if not isinstance(data, dict):
+        raise InputError(
+            "the scenario file must be a YAML mapping (name:, site:, tariff:, ...)", file=file
+        )
+    try:
+        return ScenarioModel.model_validate(data)
+    except ValidationError as exc:
+        message, paths = format_validation_error(exc)
+        raise InputError(message, file=file, location=paths) from None
+
+
+@dataclass(frozen=True)
+class ExpandedCharger:
+    """A charger after template expansion, with the YAML path it came from."""
+
+    path: str
+    id: str
+    model: ChargerModel
+
+
+@dataclass(frozen=True)
+class ExpandedVehicle:
+    """A vehicle after template expansion, with the YAML path it came from."""
+
+    path: str
+    id: str
+    type: str
+    home_charger: str | None
+    target_soc: float
+    min_soc: float
+
+
+def expand_chargers(model: ScenarioModel, file: str) -> list[ExpandedCharger]:
+    """One entry per port, in declared order; duplicate ids are an error naming both paths."""
+    out: list[ExpandedCharger] = []
+    seen: dict[str, str] = {}
+    for i, c in enumerate(model.chargers):
+        for n in c.numbers():
+            cid = c.make_id(n)
+            path = f"chargers[{i}]" + ("" if n is None else f" (number {n})")
+            if cid in seen:
+                raise ConsistencyError(
+                    f"charger id {cid!r} is declared twice (also at {seen[cid]}); "
+                    "give every port its own id",
+                    file=file, location=f"chargers[{i}]",
+                )
+            seen[cid] = path
+            out.append(ExpandedCharger(path, cid, c))
+    return out
+
+
+def expand_vehicles(
+    model: ScenarioModel, file: str, charger_ids: set[str]
+) -> list[ExpandedVehicle]:
+    """One entry per vehicle; checks types and home chargers exist and ids are unique."""
+    type_names: dict[str, int] = {}
+    for i, t in enumerate(model.vehicle_types):
+        if t.name in type_names:
+            raise ConsistencyError(
+                f"vehicle type {t.name!r} is declared twice (also vehicle_types"
+                f"[{type_names[t.name]}]); give every type its own name",
+                file=file, location=f"vehicle_types[{i}].name",
+            )
+        type_names[t.name] = i
+    out: list[ExpandedVehicle] = []
+    seen: dict[str, str] = {}
+    d = model.defaults
+    for i, v in enumerate(model.vehicles):
+        if v.type not in type_names:
+            raise ConsistencyError(
+                f"unknown vehicle type {v.type!r}; declared types are "
+                f"{sorted(type_names)} (add it under vehicle_types or fix the name)",
+                file=file, location=f"vehicles[{i}].type",
+            )
+        target = v.target_soc if v.target_soc is not None else d.target_soc
+        min_soc = v.min_soc if v.min_soc is not None else d.min_soc
+        if min_soc >= target:
+            raise InputError(
+                f"min_soc {min_soc} is not below target_soc {target}; lower min_soc or raise "
+                "target_soc", file=file, location=f"vehicles[{i}]",
+            )
+        for n in v.numbers():
+            vid = v.make_id(n)
+            path = f"vehicles[{i}]" + ("" if n is None else f" (number {n})")
+            if vid in seen:
+                raise ConsistencyError(
+                    f"vehicle id {vid!r} is declared twice (also at {seen[vid]}); "
+                    "give every vehicle its own id",
+                    file=file, location=f"vehicles[{i}]",
+                )
+            seen[vid] = path
+            home = v.make_home(n)
+            if home is not None and home not in charger_ids:
+                field = "home_charger" if v.home_charger is not None else "home_charger_template"
+                raise ConsistencyError(
+                    f"vehicle {vid!r} has home charger {home!r}, which is not declared under "
+                    "chargers (declare it or fix the id)",
+                    file=file, location=f"vehicles[{i}].{field}",
+                )
+            out.append(ExpandedVehicle(path, vid, v.type, home, target, min_soc))
+    return out
