@@ -1,0 +1,165 @@
+"""Rolling re-plan: the optimal plan from ``now`` on, given the live state of the depot.
+
+This is the operations entry point: the central system calls :func:`replan` whenever a vehicle
+arrives or leaves, a meter reading deviates, a charger faults or a dispatcher edits a departure.
+The month-to-date peaks already metered enter the LP as floors of their demand determinants,
+so a re-plan never pays for a peak twice, and energy a vehicle still needs beyond the horizon is
+pro-rated by the share of its remaining dwell inside the horizon.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from fleetcharge.domain import Scenario, Session
+from fleetcharge.errors import InputError
+from fleetcharge.plan import Plan
+from fleetcharge.strategies.optimal import demand_charges, optimal
+from fleetcharge.timegrid import Horizon
+
+
+@dataclass(frozen=True)
+class PluggedVehicle:
+    """A vehicle plugged in right now.
+
+    Attributes
+    ----------
+    vehicle_id, charger_id : str
+        Who is plugged in where (ids of the scenario's fleet and chargers).
+    soc : float
+        State of charge now [0–1].
+    departure : pandas.Timestamp
+        Expected departure (tz-aware).
+    target_soc : float, optional
+        SOC wanted at departure; the vehicle's own target when ``None`` [0–1].
+    max_kw : float, optional
+        Extra power cap for this session (e.g. from NotifyEVChargingNeeds) [kW].
+    """
+
+    vehicle_id: str
+    charger_id: str
+    soc: float
+    departure: pd.Timestamp
+    target_soc: float | None = None
+    max_kw: float | None = None
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """What the central system knows: the depot, who is plugged in, and what was metered.
+
+    ``depot`` supplies the site, chargers, fleet, tariff, billing-cycle day and resolution (its
+    sessions are not used). ``expected`` are known future sessions (arrivals not yet plugged in).
+    ``metered_kw`` is the site meter's interval-average load so far in the billing cycle, from
+    which the month-to-date peaks are taken; ``demand_history_kw`` holds earlier months' peaks
+    for ratchets (``{"2025-02": 512.0}``). ``building_forecast_kw`` is the building load expected
+    over the horizon (zeros when unknown).
+    """
+
+    depot: Scenario
+    plugged: tuple[PluggedVehicle, ...]
+    expected: tuple[Session, ...] = ()
+    metered_kw: pd.Series | None = None
+    demand_history_kw: Mapping[str, float] = field(default_factory=dict)
+    building_forecast_kw: pd.Series | None = None
+
+
+def peaks_so_far(depot: Scenario, metered_kw: pd.Series | None) -> dict[str, float]:
+    """Peak already metered for each demand determinant, by label (``"2025-03 all hours"``) [kW].
+
+    Uses the same determinants (billing cycles, demand windows, TOU periods) as the planner, so
+    labels match :func:`fleetcharge.strategies.optimal.demand_charges`.
+    """
+    if metered_kw is None or metered_kw.empty:
+        return {}
+    res = depot.horizon.resolution_min
+    horizon = Horizon.covering(metered_kw.index, res, depot.horizon.timezone)
+    charges, window, _ = demand_charges(depot.tariff, horizon, depot.billing_cycle_day)
+    window_kw = window @ np.clip(metered_kw.to_numpy(dtype=float), 0.0, None)
+    return {dc.label: float(window_kw[dc.windows].max()) for dc in charges if dc.windows.size}
+
+
+def _session(depot: Scenario, sid: str, vehicle_id: str, charger_id: str, arrival: pd.Timestamp,
+             departure: pd.Timestamp, arrival_soc: float, target_soc: float,
+             max_kw: float | None, horizon_end: pd.Timestamp) -> Session:
+    vehicle = depot.vehicle(vehicle_id)
+    charger = depot.charger(charger_id)
+    usable, eta = vehicle.type.usable_kwh, vehicle.type.charge_efficiency
+    energy = max(target_soc - arrival_soc, 0.0) * usable / eta
+    end = min(departure, horizon_end)
+    if departure > horizon_end and departure > arrival:
+        energy *= (end - arrival) / (departure - arrival)
+    cap = vehicle.type.max_kw_on(charger)
+    if max_kw is not None:
+        cap = min(cap, max_kw)
+    return Session(sid, vehicle_id, charger_id, arrival, end, energy, arrival_soc,
+                   arrival_soc + eta * energy / usable, cap)
+
+
+def live_scenario(state: LiveState, now: pd.Timestamp, horizon_hours: float = 24.0) -> Scenario:
+    """The scenario the re-plan solves: from the step containing ``now`` over ``horizon_hours``."""
+    depot = state.depot
+    if now.tzinfo is None:
+        raise InputError("now must be timezone-aware", location="replan(now)")
+    res = depot.horizon.resolution_min
+    step = pd.Timedelta(minutes=res)
+    start = now.tz_convert(depot.horizon.timezone).floor(step)
+    n_steps = int(np.ceil(pd.Timedelta(hours=horizon_hours) / step))
+    horizon = Horizon(start, start + n_steps * step, res, depot.horizon.timezone)
+    sessions: list[Session] = []
+    for p in state.plugged:
+        if p.departure <= now:
+            continue
+        target = p.target_soc if p.target_soc is not None else depot.vehicle(p.vehicle_id).target_soc
+        sessions.append(_session(depot, f"{p.vehicle_id}@{p.charger_id}", p.vehicle_id,
+                                 p.charger_id, now, p.departure, p.soc, target, p.max_kw,
+                                 horizon.end))
+    for s in state.expected:
+        if s.arrival >= horizon.end or s.departure <= now:
+            continue
+        sessions.append(_session(depot, s.id, s.vehicle_id, s.charger_id, max(s.arrival, now),
+                                 s.departure, s.arrival_soc, s.target_soc, s.max_kw, horizon.end))
+    building = None
+    if state.building_forecast_kw is not None:
+        forecast = state.building_forecast_kw.reindex(horizon.index, method="ffill")
+        if forecast.isna().any():
+            raise InputError(
+                f"building forecast does not cover {horizon.start} … {horizon.end}",
+                location="LiveState.building_forecast_kw",
+            )
+        building = forecast.astype(float)
+    site = replace(depot.site, building_load_kw=building)
+    return replace(depot, site=site, sessions=tuple(sessions), horizon=horizon)
+
+
+def replan(state: LiveState, now: pd.Timestamp, horizon_hours: float = 24.0,
+           time_limit_s: float | None = None) -> Plan:
+    """Optimal plan from ``now`` over ``horizon_hours`` (default 24 h) given the live state.
+
+    The month-to-date peaks of ``state.metered_kw`` are floors of the demand determinants of the
+    current billing cycle; ``state.demand_history_kw`` feeds ratchets. The returned plan's
+    ``info["replan_s"]`` is the wall time of the whole call.
+    """
+    t0 = pd.Timestamp.now()
+    scenario = live_scenario(state, now, horizon_hours)
+    plan = optimal(scenario, peaks_so_far_kw=peaks_so_far(state.depot, state.metered_kw),
+                   demand_history_kw=state.demand_history_kw, time_limit_s=time_limit_s)
+    plan.info["replan_s"] = (pd.Timestamp.now() - t0).total_seconds()
+    return plan
+
+
+def plugged_from_sessions(sessions: Sequence[Session], now: pd.Timestamp) -> tuple[
+        tuple[PluggedVehicle, ...], tuple[Session, ...]]:
+    """Split planned sessions at ``now`` into plugged-in vehicles (at their arrival SOC) and
+    expected arrivals — a convenience for simulations and benchmarks."""
+    plugged = tuple(
+        PluggedVehicle(s.vehicle_id, s.charger_id, s.arrival_soc, s.departure, s.target_soc,
+                       s.max_kw)
+        for s in sessions if s.arrival <= now < s.departure
+    )
+    expected = tuple(s for s in sessions if s.arrival > now)
+    return plugged, expected

@@ -1,0 +1,89 @@
+"""Rolling re-plan from live state."""
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fleetcharge.accounting import evaluate
+from fleetcharge.errors import InputError
+from fleetcharge.scenario import load_scenario
+from fleetcharge.strategies.rolling import (
+    LiveState,
+    PluggedVehicle,
+    live_scenario,
+    peaks_so_far,
+    plugged_from_sessions,
+    replan,
+)
+from tests.test_optimal_strategy import two_period_tariff
+from tests.conftest import build_scenario
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "portland-delivery-50" / "scenario.yaml"
+TZ = "America/Los_Angeles"
+
+
+@pytest.fixture(scope="module")
+def depot():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_scenario(EXAMPLE)
+
+
+def test_replan_meets_targets_and_respects_limits(depot):
+    now = pd.Timestamp("2025-03-11 20:07", tz=TZ)
+    plugged, expected = plugged_from_sessions(depot.sessions, now)
+    assert len(plugged) > 30
+    plan = replan(LiveState(depot, plugged, expected), now)
+    assert plan.status == "ok"
+    assert plan.scenario.horizon.start == pd.Timestamp("2025-03-11 20:00", tz=TZ)
+    assert plan.scenario.horizon.n_steps == 96
+    out = evaluate(plan)
+    assert out.readiness.met == out.readiness.departures
+    assert out.peak_kw <= depot.site.service_limit_kw + 1e-6
+    # the current step is only partly available (arrival = now = 20:07)
+    first = plan.charge_kw.toarray()[:, 0]
+    caps = np.array([s.max_kw for s in plan.scenario.sessions])
+    assert (first <= caps * 8 / 15 + 1e-9).all()
+
+
+def test_month_to_date_peak_is_a_floor_not_paid_twice():
+    # 3 vans need 40 kWh each between 18:00 and 23:00; only 21–23 h is off-peak.
+    sessions = [("2025-03-03 18:00", "2025-03-03 23:00", 40.0, 10.0)] * 3
+    sc = build_scenario(sessions, tariff=two_period_tariff())
+    now = pd.Timestamp("2025-03-03 18:00", tz=TZ)
+    plugged, _ = plugged_from_sessions(sc.sessions, now)
+    free = replan(LiveState(sc, plugged), now)
+    # A metered peak of 25 kW earlier this month: charging up to 25 kW costs no more demand.
+    idx = pd.date_range("2025-03-01", periods=8, freq="15min", tz=TZ)
+    metered = pd.Series([5, 25, 25, 6, 5, 5, 5, 5], index=idx, dtype=float)
+    assert peaks_so_far(sc, metered)["2025-03 all hours"] == 25.0
+    floored = replan(LiveState(sc, plugged, metered_kw=metered), now)
+    free_out, floored_out = evaluate(free), evaluate(floored)
+    assert free_out.readiness.met == floored_out.readiness.met == 3
+    # It uses the room already paid for: more off-peak charging, a lower energy bill ...
+    assert floored_out.peak_kw == pytest.approx(25.0, abs=1e-6)
+    assert floored_out.bill.energy == pytest.approx(free_out.bill.energy - 0.2 * 2.0)  # 2 kWh moved
+    # ... and the demand it is billed for is the metered 25 kW, not 25 kW plus its own peak.
+    all_hours = next(d for d in floored.info["demand_determinants"] if "all hours" in d["label"])
+    assert all_hours["billed_kw"] == pytest.approx(25.0)
+
+
+def test_energy_beyond_the_horizon_is_pro_rated():
+    sc = build_scenario([("2025-03-03 12:00", "2025-03-05 12:00", 40.0, 10.0)],
+                        end="2025-03-06 12:00", tariff=two_period_tariff())
+    now = pd.Timestamp("2025-03-03 12:00", tz=TZ)
+    state = LiveState(sc, (PluggedVehicle("V0", "C0", 0.2, pd.Timestamp("2025-03-05 12:00", tz=TZ),
+                                          target_soc=0.8),))
+    live = live_scenario(state, now, horizon_hours=24)
+    needed = (0.8 - 0.2) * 60 / 0.9
+    assert live.sessions[0].energy_kwh == pytest.approx(needed / 2)
+
+
+def test_naive_now_is_rejected():
+    sc = build_scenario([("2025-03-03 18:00", "2025-03-04 06:00", 10.0, 10.0)],
+                        tariff=two_period_tariff())
+    with pytest.raises(InputError, match="now must be timezone-aware"):
+        replan(LiveState(sc, ()), pd.Timestamp("2025-03-03 18:00"))
