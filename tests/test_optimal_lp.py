@@ -80,6 +80,9 @@ def reference(lp: LPInput, blocks: dict[int, int] | None = None) -> tuple[float,
             r[var(("c", i, t))] = -dt; A_eq.append(r); b_eq.append(0.0)
         r = row(); r[var(("e", i, T))] = -1; r[var(("s", i))] = -1
         A_ub.append(r); b_ub.append(-lp.energy_kwh[i])
+        if lp.headroom_kwh is not None:
+            r = row(); r[var(("e", i, T))] = 1; r[var(("s", i))] = 1
+            A_ub.append(r); b_ub.append(lp.headroom_kwh[i])
     for t in range(T):
         r = row()
         for i in range(n):
@@ -197,3 +200,21 @@ def test_demand_window_averaging(seed):
     res = solve_v1g(lp)
     ref, _ = reference(lp)
     assert res.objective == pytest.approx(ref, rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_negative_prices_fill_the_battery_but_never_beyond_it(seed):
+    from dataclasses import replace
+
+    lp = random_instance(seed)
+    prices = lp.energy_price_per_kwh.copy()
+    prices[::3] = -0.08  # e.g. wholesale-indexed prices that go negative
+    energy = lp.energy_kwh.copy()
+    energy[0] = 0.0  # a vehicle that needs nothing still soaks up negative prices
+    lp = replace(lp, energy_price_per_kwh=prices, energy_kwh=energy,
+                 headroom_kwh=energy + 3.0)
+    res = solve_v1g(lp)
+    ref, _ = reference(lp)
+    assert res.objective == pytest.approx(ref, rel=1e-6, abs=1e-9)
+    delivered = np.asarray(res.charge_kw.sum(axis=1)).ravel() * lp.step_hours
+    assert (delivered <= lp.headroom_kwh + 1e-7).all()

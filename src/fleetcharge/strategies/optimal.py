@@ -152,6 +152,7 @@ def lp_input(
         service_limit_kw=scenario.site.service_limit_kw,
         demand_charges=charges,
         window_matrix=window,
+        headroom_kwh=(1.0 - arrays.arrival_soc) * arrays.usable_kwh / arrays.efficiency,
     )
     return lp, notes
 

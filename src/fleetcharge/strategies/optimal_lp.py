@@ -120,6 +120,7 @@ class LPInput:
     service_limit_kw: float
     demand_charges: tuple[DemandCharge, ...] = ()
     window_matrix: sp.csr_array | None = None  # (n_windows × n_steps) averaging; None = identity
+    headroom_kwh: np.ndarray | None = None  # per session, most energy the battery can take [kWh]
 
 
 @dataclass(frozen=True)
@@ -218,8 +219,16 @@ class _Model:
 def solve_v1g(lp: LPInput, *, time_limit_s: float | None = None) -> LPResult:
     """Build the sparse LP (MILP with a free subscription level) and solve it with HiGHS."""
     t0 = perf_counter()
-    avail = lp.availability.tocsr()
-    avail.sort_indices()
+    full = lp.availability.tocsr()
+    full.sort_indices()
+    # With no negative price, a session that needs nothing is best left idle (every cost term
+    # is non-decreasing in load): it gets no columns at all.
+    nonneg = lp.energy_price_per_kwh.size == 0 or lp.energy_price_per_kwh.min() >= 0
+    active = np.flatnonzero(lp.energy_kwh > 0) if nonneg else np.arange(full.shape[0])
+    avail = full[active]
+    energy_kwh = lp.energy_kwh[active]
+    headroom_kwh = (np.full(active.size, np.inf) if lp.headroom_kwh is None
+                    else np.maximum(lp.headroom_kwh[active], energy_kwh))
     n_sessions, n_steps = avail.shape
     nnz = avail.nnz
     dt = lp.step_hours
@@ -228,14 +237,14 @@ def solve_v1g(lp: LPInput, *, time_limit_s: float | None = None) -> LPResult:
     penalty = shortfall_penalty(lp)
     m = _Model()
 
-    cap = lp.max_kw[row_of] * avail.data
+    cap = lp.max_kw[active][row_of] * avail.data
     c = m.add_cols(lp.energy_price_per_kwh[step_of] * dt, 0.0, cap)
-    s = m.add_cols(np.full(n_sessions, penalty), 0.0, lp.energy_kwh)
+    s = m.add_cols(np.full(n_sessions, penalty), 0.0, energy_kwh)
 
-    # Departure energy: Σ_t Δ c + s ≥ E
+    # Departure energy: E ≤ Σ_t Δ c + s ≤ battery headroom
     m.add_rows(np.concatenate([row_of, np.arange(n_sessions)]), np.concatenate([c, s]),
                np.concatenate([np.full(nnz, dt), np.ones(n_sessions)]),
-               lp.energy_kwh, np.inf)
+               energy_kwh, headroom_kwh)
 
     # Service limit, only at steps where it could bind.
     step_cap = np.bincount(step_of, weights=cap, minlength=n_steps)
@@ -335,11 +344,17 @@ def solve_v1g(lp: LPInput, *, time_limit_s: float | None = None) -> LPResult:
     not_penalty[s] = False
     building_energy_cost = float(lp.energy_price_per_kwh @ lp.building_kw) * dt
     objective = float(cost[not_penalty] @ x[not_penalty]) + building_energy_cost
-    charge = sp.csr_array((np.clip(x[c], 0.0, cap), avail.indices.copy(), avail.indptr.copy()),
-                          shape=avail.shape)
+    # Back onto the full availability pattern (idle sessions keep their entries, at 0 kW).
+    entry_of_active = np.repeat(full.indptr[:-1][active] - avail.indptr[:-1],
+                                np.diff(avail.indptr)) + np.arange(nnz)
+    data = np.zeros(full.nnz)
+    data[entry_of_active] = np.clip(x[c], 0.0, cap)
+    charge = sp.csr_array((data, full.indices.copy(), full.indptr.copy()), shape=full.shape)
+    shortfall = np.zeros(full.shape[0])
+    shortfall[active] = np.clip(x[s], 0.0, None)
     return LPResult(
         charge_kw=charge,
-        shortfall_kwh=np.clip(x[s], 0.0, None),
+        shortfall_kwh=shortfall,
         peaks_kw=x[peak_cols],
         billed_kw=x[billed_cols],
         status=status,
