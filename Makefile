@@ -20,13 +20,14 @@ $(STAMP_DEV): pyproject.toml | $(BIN)/python
 	touch $@ $(STAMP_RUN)
 
 demo: $(STAMP_RUN)
-	$(BIN)/fleetcharge demo --out out/demo
+	$(BIN)/fleetcharge plan examples/portland-delivery-50/scenario.yaml --out out/portland-delivery-50
 
 test: $(STAMP_DEV)
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: $(STAMP_RUN)
 	$(BIN)/python benchmarks/bench_unmanaged.py
+	cd benchmarks && ../$(BIN)/python bench_optimal.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -49,7 +49,7 @@ def main() -> None:
                               f"{load_s:.2f}", strategy, f"{best_plan:.3f}", f"{best_bill:.3f}",
                               f"{best_plan + best_bill:.3f}",
                               f"{outcome.bill.summary()['total']:,.2f}")
-    Console().print(table)
+    Console(width=160).print(table)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak_mib:,.0f} MiB; python {sys.version.split()[0]}; best of {REPEATS}")
 

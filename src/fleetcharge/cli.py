@@ -11,7 +11,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -32,9 +32,38 @@ out = Console()
 EXIT_INPUT = 2
 
 
-def _fail(exc: Exception) -> None:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+def _fail(exc: Exception) -> NoReturn:
+    # soft_wrap: never hard-break a message (paths, commands) at the terminal width
+    err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_INPUT)
+
+
+def _no_negative_zero(obj: Any) -> Any:
+    """``obj`` with every ``-0.0`` replaced by ``0.0`` (rounding tiny credits gives ``-0.0``)."""
+    if isinstance(obj, float):
+        return obj + 0.0  # -0.0 + 0.0 == 0.0; every other value is unchanged
+    if isinstance(obj, dict):
+        return {k: _no_negative_zero(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_no_negative_zero(v) for v in obj]
+    return obj
+
+
+def _print_json(obj: Any) -> None:
+    """Machine-readable output: JSON only, on stdout."""
+    print(json.dumps(_no_negative_zero(obj), indent=2))
+
+
+def _money(x: float) -> str:
+    """``-$1.60`` rather than ``$-1.60``, and never ``$-0.00``."""
+    return f"-${-x:,.2f}" if round(x, 2) < 0 else f"${abs(x):,.2f}"
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    """Refuse an ``--out`` path that cannot become a folder, before any work is done."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError("exists and is not a folder; choose another --out path",
+                         file=str(out_dir), location="--out")
 
 
 def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
@@ -43,7 +72,7 @@ def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
         text = str(w.message)
         if text not in seen:
             seen.add(text)
-            err.print(f"[yellow]warning:[/] {text}", highlight=False)
+            err.print(f"[yellow]warning:[/] {text}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -79,6 +108,14 @@ def plan(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
+            if strategy is not None and strategy.strip().lower() not in STRATEGIES:
+                raise InputError(
+                    f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)} "
+                    "(or omit --strategy to run all and compare)",
+                    location="--strategy",
+                )
+            if out_dir is not None:
+                _check_out_dir(out_dir)
             if scenario_file is not None:
                 if sessions is not None or tariff is not None:
                     raise InputError(
@@ -111,12 +148,17 @@ def plan(
     title = f"{scenario.name}: {len(scenario.vehicles)} vehicles, {len(scenario.sessions)} sessions, " \
             f"{scenario.horizon.start:%Y-%m-%d} to {scenario.horizon.end:%Y-%m-%d}"
     if as_json:
-        print(json.dumps(summary_json(outcomes), indent=2))
+        _print_json(summary_json(outcomes))
     else:
         out.print(comparison_table(outcomes, title))
         out.print(f"[dim]tariff: {scenario.tariff.name} · planned in {elapsed:.2f} s[/]")
     if out_dir is not None:
-        written = write_outputs(outcomes, out_dir, title)
+        try:
+            written = write_outputs(outcomes, out_dir, title)
+        except OSError as exc:
+            _fail(InputError(f"cannot write the outputs: {exc.strerror or exc}; choose another "
+                             "--out folder or check its permissions", file=str(out_dir),
+                             location="--out"))
         report = next(p for p in written if p.name == "report.html")
         err.print(f"report: {report}  ({len(written)} files in {out_dir})")
 
@@ -136,11 +178,16 @@ def bill(
     """Compute a utility bill, month by month and line by line, for a metered load."""
     from fleetcharge.billing import compute_bill
     from fleetcharge.loadcsv import read_load_csv
+    from fleetcharge.scenario.schema import check_timezone
     from fleetcharge.tariff.library import load_tariff
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
+            try:
+                check_timezone(timezone)
+            except ValueError as exc:
+                raise InputError(str(exc), location="--timezone") from None
             tariff_obj = load_tariff(tariff)
             load_kw = read_load_csv(load, timezone)
             result = compute_bill(tariff_obj, load_kw, billing_cycle_day=billing_cycle_day,
@@ -150,18 +197,19 @@ def bill(
             _fail(exc)
     _show_warnings(caught)
     if as_json:
-        print(json.dumps(result.to_dict(), indent=2))
+        _print_json(result.to_dict())
         return
     from rich.table import Table
 
     table = Table(title=f"{tariff_obj.name}", title_justify="left")
     cols = ["month", "energy", "demand_flat", "demand_tou", "fixed", "export_credit", "total"]
     for c in cols:
-        table.add_column(c, justify="right")
+        # spaces let a narrow terminal wrap a header instead of cutting it to "demand_f…"
+        table.add_column(c.replace("_", " "), justify="right")
     data = result.to_dict()
     for m in data["months"]:
-        table.add_row(m["month"], *[f"${m[c]:,.2f}" for c in cols[1:]])
-    table.add_row("total", *[""] * (len(cols) - 2), f"${data['total']:,.2f}", style="bold")
+        table.add_row(m["month"], *[_money(m[c]) for c in cols[1:]])
+    table.add_row("total", *[""] * (len(cols) - 2), _money(data["total"]), style="bold")
     out.print(table)
 
 
@@ -176,18 +224,25 @@ def tariffs_list(
         warnings.simplefilter("ignore")
         infos = list_tariffs()
     if as_json:
-        print(json.dumps([i.to_dict() for i in infos], indent=2))
+        _print_json([i.to_dict() for i in infos])
         return
-    from rich.table import Table
+    # A list, not a table: a table column cuts long names to "…" on a normal terminal, and the
+    # name is exactly what users need to copy.
+    from rich.padding import Padding
+    from rich.text import Text
 
-    table = Table(title="Bundled tariffs", title_justify="left")
-    for c in ("name", "utility", "rate", "features"):
-        table.add_column(c)
+    out.print(Text.assemble((f"{len(infos)} bundled tariffs", "bold"),
+                            " (use a name wherever a tariff path is accepted):"))
     for i in infos:
         d = i.to_dict()
-        table.add_row(d["name"], str(d.get("utility") or ""), str(d.get("rate_name") or ""),
-                      ", ".join(d.get("features") or []))
-    out.print(table)
+        about = " — ".join(str(x) for x in (d.get("utility"), d.get("rate_name")) if x)
+        features = ", ".join(d.get("features") or [])
+        out.print()
+        out.print(Text(d["name"], style="bold cyan"), soft_wrap=True)
+        detail = Text(about)
+        if features:
+            detail.append(f"  [{features}]", style="dim")
+        out.print(Padding(detail, (0, 0, 0, 2), expand=False))
 
 
 @app.command()
