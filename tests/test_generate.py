@@ -159,19 +159,85 @@ def test_failed_run_leaves_nothing(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(("kwargs", "pattern"), [
-    ({"kind": "trams"}, r"kind: unknown fleet kind 'trams'; use one of"),
-    ({"vehicles": 0}, r"vehicles: vehicles must be a whole number ≥ 1"),
-    ({"days": 2.5}, r"days: days must be a whole number ≥ 1"),
-    ({"timezone": "Pacific/Nowhere"}, r"unknown timezone 'Pacific/Nowhere'"),
-    ({"start": "03/03/2025"}, r"start/timezone: Invalid isoformat string"),
-    ({"usable_kwh": -1}, r"usable_kwh: usable_kwh must be positive"),
+    ({"kind": "trams"}, r"^kind: unknown fleet kind 'trams'; use one of delivery-vans, "
+                        r"school-buses, transit-buses$"),
+    ({"kind": "delivery-trucks"}, r"^kind: unknown fleet kind 'delivery-trucks'; did you mean "
+                                  r"'delivery-vans'\? use one of delivery-vans, school-buses, "
+                                  r"transit-buses$"),
+    ({"vehicles": 0}, r"^--vehicles: vehicles must be a whole number ≥ 1 \(got 0\); "
+                      r"e\.g\. --vehicles 10$"),
+    ({"vehicles": -3}, r"^--vehicles: vehicles must be a whole number ≥ 1 \(got -3\)"),
+    ({"vehicles": True}, r"^--vehicles: vehicles must be a whole number ≥ 1 \(got True\)"),
+    ({"days": 0}, r"^--days: days must be a whole number ≥ 1 \(got 0\); e\.g\. --days 31$"),
+    ({"days": 2.5}, r"^--days: days must be a whole number ≥ 1 \(got 2\.5\)"),
+    ({"timezone": "Pacific/Nowhere"}, r"^timezone: unknown timezone 'Pacific/Nowhere'"),
+    ({"start": "bogus"}, r"^--start: 'bogus' is not a date; use YYYY-MM-DD \(e\.g\. 2025-03-03\)$"),
+    ({"start": "03/03/2025"}, r"start: '03/03/2025' is not a date; use YYYY-MM-DD"),
+    ({"usable_kwh": -1}, r"^usable_kwh: usable_kwh must be positive"),
+    ({"tariff": "nosuch"}, r"^--tariff: no tariff file or bundled tariff named 'nosuch'\..*"
+                           r"`fleetcharge tariffs list`"),
+    ({"tariff": "PGE_Sch85_placeholder"}, r"^--tariff: .*Close matches: "
+                                          r"oregon/PGE_Sch85_TEMPLATE_placeholder_demand"),
 ])
 def test_generator_rejects_bad_arguments(tmp_path, kwargs, pattern):
     args = {"kind": "delivery-vans", "vehicles": 3, "days": 2, "seed": 0,
             "out_dir": tmp_path / "z", **kwargs}
     with pytest.raises(InputError, match=pattern):
         generate_scenario(**args)
-    assert not (tmp_path / "z").exists()
+    assert list(tmp_path.iterdir()) == []  # nothing written, no temp folder left
+
+
+def test_bad_tariff_leaves_an_existing_folder_untouched(tmp_path):
+    out = tmp_path / "o"
+    generate_scenario("delivery-vans", 3, 2, 0, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(InputError, match=r"--tariff: no tariff file or bundled tariff"):
+        generate_scenario("delivery-vans", 3, 2, 1, out, tariff="nosuch")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]
+
+
+def test_broken_tariff_file_is_named_before_anything_is_written(tmp_path):
+    bad = tmp_path / "rate.json"
+    bad.write_text("{not json")
+    with pytest.raises(InputError, match=r"rate\.json: ") as info:
+        generate_scenario("delivery-vans", 3, 2, 0, tmp_path / "z", tariff=str(bad))
+    assert info.value.file == str(bad)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rate.json"]
+
+
+def test_out_path_that_is_a_file_is_refused_first(tmp_path):
+    taken = tmp_path / "taken.txt"
+    taken.write_text("mine")
+    with pytest.raises(InputError, match=r"taken\.txt: --out: exists and is not a folder"):
+        generate_scenario("delivery-vans", 3, 2, 0, taken)
+    assert taken.read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "taken.txt"]
+
+
+def test_generator_prints_nothing(tmp_path, capsys):
+    generate_scenario("delivery-vans", 3, 2, 0, tmp_path / "q")
+    with pytest.raises(InputError):
+        generate_scenario("delivery-vans", 3, 2, 0, tmp_path / "r", tariff="nosuch")
+    assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--tariff", "nosuch"], "--tariff: no tariff file or bundled tariff named 'nosuch'"),
+    (["--start", "bogus"], "--start: 'bogus' is not a date; use YYYY-MM-DD"),
+    (["--vehicles", "0"], "--vehicles: vehicles must be a whole number ≥ 1 (got 0)"),
+    (["--days", "-1"], "--days: days must be a whole number ≥ 1 (got -1)"),
+])
+def test_cli_generate_bad_option_exits_2_and_writes_nothing(tmp_path, args, message):
+    from typer.testing import CliRunner
+
+    from fleetcharge.cli import app
+
+    result = CliRunner().invoke(app, ["generate", "delivery-vans", "--out", str(tmp_path / "g"),
+                                      *args])
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert message in " ".join(result.stderr.split())
+    assert result.stdout == "" and list(tmp_path.iterdir()) == []
 
 
 def test_thousand_vans_for_a_month_load_quickly(tmp_path):

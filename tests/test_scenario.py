@@ -331,7 +331,8 @@ REJECTIONS = {
     ),
     "typo field": (
         _yaml_case(_set("chargers.0.max_kW", 50)), InputError,
-        r"chargers\[0\]\.max_kW: unknown field \(a typo\?",
+        r"chargers\[0\]\.max_kW \(line \d+\): unknown field \(a typo\? did you mean `max_kw`\? "
+        r"it is also given; delete one of the two\)",
     ),
     "horizon off grid": (
         _yaml_case(_set("billing.start", "2025-03-03T00:07:00")), InputError,
@@ -382,12 +383,78 @@ def test_pydantic_errors_are_collected_with_field_paths(tmp_path):
     with pytest.raises(InputError, match=r"4 problems in the scenario file") as info:
         load_scenario(case(tmp_path, many))
     msg = str(info.value)
-    for path in ("site.service_limit_kw: Input should be greater than 0 (got 0)",
-                 "defaults: min_soc 0.95 must be below target_soc 0.9",
-                 "chargers[1].max_kw: Input should be greater than 0 (got -5)",
-                 "vehicle_types[0].usable_kwh: Input should be a valid number"):
-        assert path in msg
+    for path in (r"site\.service_limit_kw \(line \d+\): Input should be greater than 0 \(got 0\)",
+                 r"defaults \(line \d+\): min_soc 0\.95 must be below target_soc 0\.9",
+                 r"chargers\[1\]\.max_kw \(line \d+\): Input should be greater than 0 \(got -5\)",
+                 r"vehicle_types\[0\]\.usable_kwh \(line \d+\): Input should be a valid number"):
+        assert re.search(path, msg), path
     assert info.value.location.startswith("site.service_limit_kw, ")
+
+
+def _rename_key(text: str, old: str, new: str) -> str:
+    assert text.count(f"{old}:") == 1
+    return text.replace(f"{old}:", f"{new}:")
+
+
+@pytest.mark.parametrize("typo", ["service_limit_kW", "servce_limit_kw", "service-limit-kw"])
+def test_typo_of_a_required_key_is_one_problem_with_a_suggestion_and_its_line(tmp_path, typo):
+    d = tmp_path / "case"
+    shutil.copytree(MINI, d)
+    p = d / "scenario.yaml"
+    p.write_text(_rename_key(p.read_text(), "service_limit_kw", typo))
+    line = next(i for i, t in enumerate(p.read_text().splitlines(), 1) if typo in t)
+    with pytest.raises(InputError, match=r"1 problem in the scenario file") as info:
+        load_scenario(p)
+    msg = str(info.value)
+    assert (f"  - site.{typo} (line {line}): unknown field (a typo? did you mean "
+            "`service_limit_kw`? it is required; rename the key)") in msg
+    assert "required field missing" not in msg and "Field required" not in msg
+    assert info.value.file == str(p) and info.value.location == f"site.{typo}"
+
+
+def test_unknown_key_without_a_close_match_lists_the_allowed_keys(tmp_path):
+    with pytest.raises(InputError, match=r"site\.colour \(line \d+\): unknown field \(a typo\? "
+                                         r"allowed under `site:`: timezone, service_limit_kw, "
+                                         r"building_load_csv\)"):
+        load_scenario(case(tmp_path, _set("site.colour", "red")))
+
+
+def test_missing_key_says_where_to_add_it(tmp_path):
+    with pytest.raises(InputError, match=r"(?s)2 problems.*"
+                                         r"  - name: required field missing; add `name:` at the "
+                                         r"top level\n.*  - vehicle_types\[1\]\.usable_kwh "
+                                         r"\(line \d+\): required field missing; add `usable_kwh:` "
+                                         r"under `vehicle_types\[1\]:`"):
+        load_scenario(case(tmp_path, lambda d: (d.pop("name"),
+                                                d["vehicle_types"][1].pop("usable_kwh"))))
+
+
+def test_yaml_key_lines_maps_pydantic_locations_to_lines():
+    from fleetcharge.scenario.schema import yaml_key_lines
+
+    text = "name: x\nsite:\n  timezone: UTC\nchargers:\n  - {id: A, max_kw: 5}\n  - id: B\n"
+    lines = yaml_key_lines(text)
+    assert lines[("site", "timezone")] == 3 and lines[("chargers", 1)] == 6
+    assert lines[("chargers", 0, "max_kw")] == 5
+    assert yaml_key_lines("a: [") == {}
+    assert yaml_key_lines("a: &x [*x]") == {("a",): 1, ("a", 0): 1}  # recursive alias
+
+
+def test_unknown_tariff_in_yaml_names_the_file_and_field(tmp_path):
+    p = case(tmp_path, _set("tariff", "oregon/PGE_Sch85_TEMPLATE_placeholdr_demand"))
+    with pytest.raises(InputError, match=r"scenario\.yaml: tariff: no tariff file or bundled "
+                                         r"tariff named 'oregon/PGE_Sch85_TEMPLATE_placeholdr_"
+                                         r"demand'\. Close matches: .*PGE_Sch85.*"
+                                         r"`fleetcharge tariffs list`") as info:
+        load_scenario(p)
+    assert info.value.file == str(p) and info.value.location == "tariff"
+
+
+def test_missing_tariff_file_in_yaml_names_the_file_and_field(tmp_path):
+    p = case(tmp_path, _set("tariff", "rates/nothere.json"))
+    with pytest.raises(InputError, match=r"scenario\.yaml: tariff: no tariff file or bundled "
+                                         r"tariff named 'rates/nothere\.json'.*path of a URDB"):
+        load_scenario(p)
 
 
 def test_yaml_syntax_error_names_line(tmp_path):
@@ -400,6 +467,20 @@ def test_yaml_syntax_error_names_line(tmp_path):
 def test_missing_scenario_file(tmp_path):
     with pytest.raises(InputError, match=r"nothere\.yaml: scenario file not found"):
         load_scenario(tmp_path / "nothere.yaml")
+
+
+def test_folder_instead_of_scenario_file(tmp_path):
+    folder = case(tmp_path).parent  # holds scenario.yaml and CSVs
+    with pytest.raises(InputError, match=r"case: is a folder, not a scenario file; did you mean "
+                                         + re.escape(str(folder / "scenario.yaml")) + r"\?$"):
+        load_scenario(folder)
+    (folder / "other.yml").write_text("name: x\n")
+    with pytest.raises(InputError, match=r"is a folder, not a scenario file; give one of its "
+                                         r"YAML files \(other\.yml, scenario\.yaml\)"):
+        load_scenario(folder)
+    with pytest.raises(InputError, match=r"is a folder with no \.yaml file in it; give the path "
+                                         r"of the scenario YAML"):
+        load_scenario(tmp_path)
 
 
 # --- trips ----------------------------------------------------------------------------------
@@ -529,12 +610,31 @@ def test_scenario_from_sessions_rejects_bad_arguments(tmp_path):
     p = tmp_path / "s.csv"
     p.write_text("vehicle_id,arrival,departure,energy_kwh\nA,2025-03-03 18:00,2025-03-04 06:00,5\n")
     ref = "oregon/PGE_Sch85_TEMPLATE_placeholder_demand"
-    with pytest.raises(InputError, match=r"timezone: unknown timezone 'Mars/Olympus'"):
+    with pytest.raises(InputError, match=r"^--timezone: unknown timezone 'Mars/Olympus'"):
         scenario_from_sessions(p, ref, 50, "2025-03-03", "2025-03-05", timezone="Mars/Olympus")
-    with pytest.raises(InputError, match=r"resolution_min: resolution_min 10 is not supported"):
+    with pytest.raises(InputError, match=r"^--resolution: --resolution 10 is not supported; use "
+                                         r"one of \(5, 15, 30, 60\)"):
         scenario_from_sessions(p, ref, 50, "2025-03-03", "2025-03-05", resolution_min=10)
-    with pytest.raises(InputError, match=r"site_limit_kw: site limit -1 kW must be a positive"):
+    with pytest.raises(InputError, match=r"^--site-limit-kw: site limit -1 must be a positive "
+                                         r"number of kW, e\.g\. --site-limit-kw 150"):
         scenario_from_sessions(p, ref, -1, "2025-03-03", "2025-03-05")
+    with pytest.raises(InputError, match=r"^--default-max-kw: default charger power nan must be"):
+        scenario_from_sessions(p, ref, 50, "2025-03-03", "2025-03-05", default_max_kw=float("nan"))
+    with pytest.raises(InputError, match=r"^--start: cannot read 'bogus' as a date or timestamp; "
+                                         r"write 2025-03-01"):
+        scenario_from_sessions(p, ref, 50, "bogus", "2025-03-05")
+    with pytest.raises(InputError, match=r"^--end: end .* is not after start"):
+        scenario_from_sessions(p, ref, 50, "2025-03-03", "2025-03-02")
+    with pytest.raises(InputError, match=r"^--start: .*must fall on the 15-minute grid"):
+        scenario_from_sessions(p, ref, 50, "2025-03-03T00:07", "2025-03-05")
+    with pytest.raises(InputError, match=r"^--tariff: no tariff file or bundled tariff named "
+                                         r"'nosuch'.*`fleetcharge tariffs list`") as info:
+        scenario_from_sessions(p, "nosuch", 50, "2025-03-03", "2025-03-05")
+    assert info.value.file is None
+    with pytest.raises(InputError, match=r"nope\.csv: --building-load: building load CSV not "
+                                         r"found; check the path"):
+        scenario_from_sessions(p, ref, 50, "2025-03-03", "2025-03-05",
+                               building_load_csv=tmp_path / "nope.csv")
     q = tmp_path / "soc.csv"
     q.write_text("vehicle_id,arrival,departure,arrival_soc\nA,2025-03-03,2025-03-04,0.2\n")
     with pytest.raises(InputError, match=r"soc\.csv: row 1: missing column\(s\) \['energy_kwh'\]"):

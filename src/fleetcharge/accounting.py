@@ -88,7 +88,7 @@ class Outcome:
     def export_kwh(self) -> float:
         """Energy exported at the meter [kWh] (≥ 0)."""
         dt_h = self.plan.scenario.horizon.step_hours
-        return float(-self.site_load_kw.clip(upper=0).sum() * dt_h)
+        return float((-self.site_load_kw).clip(lower=0).sum() * dt_h)
 
     @property
     def charging_kwh(self) -> float:

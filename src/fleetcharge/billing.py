@@ -66,6 +66,16 @@ _MONEY_FIELDS = (
 )
 
 
+_LINE_ITEMS = tuple(f for f in _MONEY_FIELDS if f != "total")
+_DEMAND_ITEMS = ("demand_flat", "ratchet", "demand_tou", "coincident", "subscription")
+
+
+def _round_money(x: float, decimals: int | None) -> float:
+    """Round to ``decimals`` (``None``: keep) and never return ``-0.0``."""
+    value = float(round(x, decimals)) if decimals is not None else float(x)
+    return value + 0.0
+
+
 # ---------------------------------------------------------------------------------- results
 @dataclass(frozen=True)
 class BillMonth:
@@ -137,10 +147,14 @@ class BillMonth:
         )
 
     def to_dict(self, decimals: int | None = 2) -> dict[str, Any]:
-        """Plain-JSON view; money rounded to ``decimals`` (``None`` keeps full precision)."""
+        """Plain-JSON view; money rounded to ``decimals`` (``None`` keeps full precision).
+
+        As on a utility bill, each line item is rounded and ``total`` (and ``demand``) is the
+        sum of the rounded items, so the printed items always add up to the printed total.
+        """
 
         def r(x: float) -> float:
-            return float(round(x, decimals)) if decimals is not None else float(x)
+            return _round_money(x, decimals)
 
         out: dict[str, Any] = {
             "month": self.month,
@@ -152,9 +166,10 @@ class BillMonth:
             "cycle_end": self.cycle_end.isoformat(),
             "cycle_days": self.cycle_days,
         }
-        for name in _MONEY_FIELDS:
+        for name in _LINE_ITEMS:
             out[name] = r(getattr(self, name))
-        out["demand"] = r(self.demand)
+        out["total"] = r(sum(out[name] for name in _LINE_ITEMS))
+        out["demand"] = r(sum(out[name] for name in _DEMAND_ITEMS))
         out["energy_by_period"] = {k: r(v) for k, v in self.energy_by_period.items()}
         out["demand_tou_by_period"] = {k: r(v) for k, v in self.demand_tou_by_period.items()}
         out["coincident_by_period"] = {k: r(v) for k, v in self.coincident_by_period.items()}
@@ -246,16 +261,10 @@ class Bill:
         """Public JSON contract: ``{"months": [{"month", "energy", "demand_flat",
         "demand_tou", "fixed", "export_credit", "total", …}], "total": …}`` plus extras."""
 
-        def r(x: float) -> float:
-            return float(round(x, decimals)) if decimals is not None else float(x)
-
-        out: dict[str, Any] = {
-            "tariff": self.tariff_name,
-            "months": [m.to_dict(decimals) for m in self.months],
-        }
-        for name in _MONEY_FIELDS:
-            out[name] = r(self._sum(name))
-        out["demand"] = r(self.demand)
+        months = [m.to_dict(decimals) for m in self.months]
+        out: dict[str, Any] = {"tariff": self.tariff_name, "months": months}
+        for name in (*_MONEY_FIELDS, "demand"):
+            out[name] = _round_money(sum(m[name] for m in months), decimals)
         out["energy_kwh"] = self.energy_kwh
         out["export_kwh"] = self.export_kwh
         return out
@@ -264,18 +273,9 @@ class Bill:
         """Short view: total, energy, demand (all demand-type charges), fixed, export credit,
         minimum adjustment and the month dicts."""
 
-        def r(x: float) -> float:
-            return float(round(x, decimals)) if decimals is not None else float(x)
-
-        return {
-            "total": r(self.total),
-            "energy": r(self.energy),
-            "demand": r(self.demand),
-            "fixed": r(self.fixed),
-            "export_credit": r(self.export_credit),
-            "minimum_adjustment": r(self.minimum_adjustment),
-            "months": [m.to_dict(decimals) for m in self.months],
-        }
+        full = self.to_dict(decimals)
+        keys = ("total", "energy", "demand", "fixed", "export_credit", "minimum_adjustment")
+        return {**{k: full[k] for k in keys}, "months": full["months"]}
 
 
 # ---------------------------------------------------------------------------------- metering

@@ -15,6 +15,7 @@ from typing import Annotated, Any, NoReturn, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from fleetcharge.errors import InputError
 
@@ -34,7 +35,7 @@ EXIT_INPUT = 2
 
 def _fail(exc: Exception) -> NoReturn:
     # soft_wrap: never hard-break a message (paths, commands) at the terminal width
-    err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_INPUT)
 
 
@@ -72,7 +73,7 @@ def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
         text = str(w.message)
         if text not in seen:
             seen.add(text)
-            err.print(f"[yellow]warning:[/] {text}", highlight=False, soft_wrap=True)
+            err.print(f"[yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -88,19 +89,19 @@ def plan(
     tariff: Annotated[Optional[str], typer.Option(
         help="Quick path: tariff JSON path or library name.")] = None,
     site_limit_kw: Annotated[Optional[float], typer.Option(
-        help="Quick path: service (import) limit [kW].")] = None,
+        help="Quick path: service (import) limit, kW.")] = None,
     start: Annotated[Optional[str], typer.Option(help="Quick path: horizon start (ISO).")] = None,
     end: Annotated[Optional[str], typer.Option(help="Quick path: horizon end (ISO).")] = None,
     timezone: Annotated[str, typer.Option(help="Quick path: site timezone.")] = "UTC",
-    resolution: Annotated[int, typer.Option(help="Quick path: step length [min].")] = 15,
+    resolution: Annotated[int, typer.Option(help="Quick path: step length in minutes (5, 15, 30 or 60).")] = 15,
     building_load: Annotated[Optional[Path], typer.Option(
         help="Quick path: building load CSV (timestamp,kw).")] = None,
     default_max_kw: Annotated[float, typer.Option(
-        help="Quick path: charger power where the CSV has no max_kw [kW].")] = 19.2,
+        help="Quick path: charger power where the CSV has no max_kw, kW.")] = 19.2,
 ) -> None:
     """Plan a depot's charging with one or all strategies and compare bills and readiness."""
     from fleetcharge.accounting import evaluate
-    from fleetcharge.report import comparison_table, summary_json, write_outputs
+    from fleetcharge.report import comparison_table, headline, summary_json, write_outputs
     from fleetcharge.scenario import load_scenario, scenario_from_sessions
     from fleetcharge.strategies import STRATEGIES, run_strategy
 
@@ -150,8 +151,12 @@ def plan(
     if as_json:
         _print_json(summary_json(outcomes))
     else:
+        line = headline(outcomes)
+        if line:
+            out.print(f"[bold green]{escape(line)}[/]", soft_wrap=True)
+            out.print()
         out.print(comparison_table(outcomes, title))
-        out.print(f"[dim]tariff: {scenario.tariff.name} · planned in {elapsed:.2f} s[/]")
+        out.print(f"[dim]tariff: {escape(scenario.tariff.name)} · planned in {elapsed:.2f} s[/]")
     if out_dir is not None:
         try:
             written = write_outputs(outcomes, out_dir, title)
@@ -160,7 +165,8 @@ def plan(
                              "--out folder or check its permissions", file=str(out_dir),
                              location="--out"))
         report = next(p for p in written if p.name == "report.html")
-        err.print(f"report: {report}  ({len(written)} files in {out_dir})")
+        err.print(escape(f"report: {report}  ({len(written)} files in {out_dir})"),
+                  soft_wrap=True)
 
 
 @app.command()
@@ -265,7 +271,7 @@ def generate(
                                  start=start, tariff=tariff)
     except InputError as exc:
         _fail(exc)
-    err.print(f"scenario written: {path}")
+    err.print(escape(f"scenario written: {path}"), soft_wrap=True)
 
 
 def main() -> None:  # pragma: no cover - console entry point convenience

@@ -37,10 +37,12 @@ Choices documented here because they shape results:
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import math
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -259,6 +261,59 @@ def _write_atomic(out_dir: Path, files: dict[str, str]) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _check_arguments(kind: str, vehicles: int, days: int, resolution_min: int,
+                     usable_kwh: float | None, max_ac_kw: float | None, timezone: str) -> None:
+    if kind not in KINDS:
+        close = difflib.get_close_matches(str(kind), KINDS, n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise InputError(f"unknown fleet kind {kind!r}; {hint}use one of {', '.join(KINDS)}",
+                         location="kind")
+    for label, value in (("vehicles", vehicles), ("days", days)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise InputError(f"{label} must be a whole number ≥ 1 (got {value!r}); "
+                             f"e.g. --{label} {10 if label == 'vehicles' else 31}",
+                             location=f"--{label}")
+    if resolution_min not in ALLOWED_RESOLUTIONS_MIN:
+        raise InputError(f"resolution_min must be one of {ALLOWED_RESOLUTIONS_MIN} "
+                         f"(got {resolution_min!r})", location="resolution_min")
+    for label, value in (("usable_kwh", usable_kwh), ("max_ac_kw", max_ac_kw)):
+        if value is not None and not value > 0:
+            raise InputError(f"{label} must be positive (got {value!r})", location=label)
+    try:
+        check_timezone(timezone)
+    except ValueError as exc:
+        raise InputError(str(exc), location="timezone") from None
+
+
+def _start_day(start: str | dt.date) -> dt.date:
+    if isinstance(start, dt.date) and not isinstance(start, dt.datetime):
+        return start
+    try:
+        return dt.date.fromisoformat(str(start).strip())
+    except ValueError:
+        raise InputError(f"{str(start)!r} is not a date; use YYYY-MM-DD (e.g. 2025-03-03)",
+                         location="--start") from None
+
+
+def _check_tariff(tariff: str | Path) -> None:
+    """Fail now, before anything is written, if ``tariff`` names no tariff or a broken one."""
+    from fleetcharge.tariff.library import load_tariff
+    from fleetcharge.tariff.model import UnsupportedTariffFeature
+
+    with warnings.catch_warnings():
+        # the scenario's loader reports these when the tariff is used; here we only check it
+        warnings.simplefilter("ignore", UnsupportedTariffFeature)
+        try:
+            load_tariff(str(tariff))
+        except InputError as exc:
+            if exc.file is not None:
+                raise  # a problem inside the tariff file, which it names
+            raise InputError(exc.detail, location="--tariff") from None
+        except (OSError, ValueError, KeyError) as exc:
+            raise InputError(f"cannot load tariff {str(tariff)!r}: {exc}",
+                             location="--tariff") from None
+
+
 def generate_scenario(
     kind: Kind,
     vehicles: int,
@@ -306,26 +361,20 @@ def generate_scenario(
         Also write a building load and reference it from the YAML.
     name : str, optional
         Scenario name (default ``<kind>-<vehicles>``).
+
+    Raises
+    ------
+    InputError
+        A bad argument, before anything is written. Arguments that are options of
+        ``fleetcharge generate`` are named as such (``--vehicles``, ``--start``, ``--tariff``).
     """
-    if kind not in KINDS:
-        raise InputError(f"unknown fleet kind {kind!r}; use one of {list(KINDS)}",
-                         location="kind")
-    for label, value in (("vehicles", vehicles), ("days", days)):
-        if not isinstance(value, (int, np.integer)) or value < 1:
-            raise InputError(f"{label} must be a whole number ≥ 1 (got {value!r})",
-                             location=label)
-    if resolution_min not in ALLOWED_RESOLUTIONS_MIN:
-        raise InputError(f"resolution_min must be one of {ALLOWED_RESOLUTIONS_MIN}",
-                         location="resolution_min")
-    for label, value in (("usable_kwh", usable_kwh), ("max_ac_kw", max_ac_kw)):
-        if value is not None and not value > 0:
-            raise InputError(f"{label} must be positive (got {value!r})", location=label)
-    try:
-        check_timezone(timezone)
-        day0 = dt.date.fromisoformat(str(start))
-    except ValueError as exc:
-        raise InputError(str(exc), location="start/timezone") from None
+    _check_arguments(kind, vehicles, days, resolution_min, usable_kwh, max_ac_kw, timezone)
+    day0 = _start_day(start)
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError("exists and is not a folder; choose another output path",
+                         file=str(out_dir), location="--out")
+    _check_tariff(tariff)
 
     types, ports = FLEETS[kind]
     if usable_kwh is not None or max_ac_kw is not None:

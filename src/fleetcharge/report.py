@@ -85,6 +85,24 @@ def comparison_table(outcomes: list[Outcome], title: str) -> Table:
     return table
 
 
+def headline(outcomes: list[Outcome]) -> str | None:
+    """One sentence a fleet manager reads first: what the best plan saves against unmanaged."""
+    by = {o.strategy: o for o in outcomes}
+    if "unmanaged" not in by or len(by) < 2:
+        return None
+    base = by["unmanaged"]
+    best = by.get("optimal") or min(outcomes, key=lambda o: o.bill.total)
+    saving = base.bill.total - best.bill.total
+    pct = saving / base.bill.total if base.bill.total else 0.0
+    return (
+        f"{best.strategy.capitalize()} charging: bill ${best.bill.total:,.2f} vs "
+        f"${base.bill.total:,.2f} unmanaged (saves ${saving:,.2f}, {pct:.1%}); peak "
+        f"{base.peak_kw:,.0f} → {best.peak_kw:,.0f} kW; departures ready "
+        f"{best.readiness.met}/{best.readiness.departures} "
+        f"(unmanaged {base.readiness.met}/{base.readiness.departures})."
+    )
+
+
 def summary_json(outcomes: list[Outcome]) -> dict[str, Any]:
     """One strategy: its summary object. Several: ``{"comparison": [summary, …]}``."""
     if len(outcomes) == 1:

@@ -64,42 +64,57 @@ def _timestamp(value: Any, timezone: str, file: str | None, location: str) -> pd
     return t.as_unit("ns")
 
 
+#: Where the horizon's inputs come from: YAML fields, or the options of ``fleetcharge plan``.
+_YAML_NAMES = {"start": "billing.start", "end": "billing.end", "resolution": "resolution_min"}
+_CLI_NAMES = {"start": "--start", "end": "--end", "resolution": "--resolution"}
+
+
 def _horizon(start: Any, end: Any, resolution_min: int, timezone: str, file: str | None,
-             prefix: str) -> Horizon:
+             names: dict[str, str]) -> Horizon:
+    res = names["resolution"]
     if resolution_min not in ALLOWED_RESOLUTIONS_MIN:
         raise InputError(
-            f"resolution_min {resolution_min} is not supported; use one of "
-            f"{ALLOWED_RESOLUTIONS_MIN}", file=file, location="resolution_min",
+            f"{res} {resolution_min} is not supported; use one of "
+            f"{ALLOWED_RESOLUTIONS_MIN}", file=file, location=res,
         )
-    t0 = _timestamp(start, timezone, file, f"{prefix}start")
-    t1 = _timestamp(end, timezone, file, f"{prefix}end")
+    t0 = _timestamp(start, timezone, file, names["start"])
+    t1 = _timestamp(end, timezone, file, names["end"])
     if t1 <= t0:
         raise InputError(f"end {t1} is not after start {t0}; the end is exclusive "
-                         "(2025-03-01 to 2025-04-01 is March)", file=file, location=f"{prefix}end")
+                         "(2025-03-01 to 2025-04-01 is March)", file=file, location=names["end"])
     try:
         return Horizon(t0, t1, resolution_min, timezone)
     except ValueError as exc:
         raise InputError(f"{exc}; start and end must fall on the {resolution_min}-minute grid",
-                         file=file, location=f"{prefix}start") from None
+                         file=file, location=names["start"]) from None
 
 
 def _load_tariff(ref: Any, base_dir: Path | None, file: str | None, location: str) -> Any:
+    """Load ``ref``; a name that resolves to nothing is reported at ``file``/``location`` (the
+    YAML's ``tariff`` field, or ``--tariff``) with the library's message (close matches, how
+    to list the bundled tariffs). Errors inside a tariff file keep naming that file."""
     if not isinstance(ref, (str, Path)):
         return ref  # already a Tariff
     from fleetcharge.tariff.library import load_tariff  # lazy: another module of the package
 
     try:
         return load_tariff(str(ref), base_dir)
-    except InputError:
-        raise
+    except InputError as exc:
+        if exc.file is not None:
+            raise  # a problem inside the tariff file, which it already names
+        raise type(exc)(exc.detail, file=file, location=location) from None
     except (OSError, ValueError, KeyError) as exc:
         raise InputError(f"cannot load tariff {str(ref)!r}: {exc}", file=file,
                          location=location) from None
 
 
-def _building(path: Path | None, horizon: Horizon, timezone: str) -> pd.Series | None:
+def _building(path: Path | None, horizon: Horizon, timezone: str,
+              option: str | None = None) -> pd.Series | None:
     if path is None:
         return None
+    if option is not None and not path.is_file():
+        raise InputError("building load CSV not found; check the path", file=str(path),
+                         location=option)
     load = read_load_csv(path, timezone)
     return reindex_load(load, horizon, str(path))
 
@@ -135,10 +150,13 @@ def load_scenario(path: str | Path) -> Scenario:
     """
     path = Path(path)
     file = str(path)
+    if path.is_dir():
+        raise InputError(_folder_hint(path), file=file)
     if not path.is_file():
         raise InputError("scenario file not found; check the path", file=file)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
@@ -146,15 +164,30 @@ def load_scenario(path: str | Path) -> Scenario:
         raise InputError(f"not valid YAML: {problem}", file=file, location=where) from None
     except UnicodeDecodeError:
         raise InputError("the scenario file is not UTF-8 text", file=file) from None
-    model = parse_scenario_model(data, file)
+    model = parse_scenario_model(data, file, text)
     base = path.parent
     return _scenario_from_model(model, base, file)
+
+
+def _folder_hint(folder: Path) -> str:
+    """What to say when a folder is given where the scenario YAML is expected."""
+    try:
+        found = sorted(p for p in folder.iterdir()
+                       if p.suffix.lower() in (".yaml", ".yml") and p.is_file())
+    except OSError:
+        found = []
+    if len(found) == 1:
+        return f"is a folder, not a scenario file; did you mean {found[0]}?"
+    if found:
+        names = ", ".join(p.name for p in found)
+        return f"is a folder, not a scenario file; give one of its YAML files ({names})"
+    return "is a folder with no .yaml file in it; give the path of the scenario YAML"
 
 
 def _scenario_from_model(model: ScenarioModel, base: Path, file: str) -> Scenario:
     tz = model.site.timezone
     horizon = _horizon(model.billing.start, model.billing.end, model.resolution_min, tz, file,
-                       "billing.")
+                       _YAML_NAMES)
     exp_chargers = expand_chargers(model, file)
     chargers = tuple(
         Charger(id=e.id, max_kw=e.model.max_kw, min_kw=e.model.min_kw,
@@ -267,20 +300,29 @@ def scenario_from_sessions(
         ``timestamp,kw`` CSV of other site load.
     default_max_kw : float
         Charging power cap for rows without ``max_kw`` [kW].
+
+    Raises
+    ------
+    InputError
+        Errors in an argument name the ``fleetcharge plan`` option it comes from (``--start``,
+        ``--tariff``, ``--site-limit-kw`` ...), since the CLI is this function's main caller;
+        errors in a CSV name the file, row and column.
     """
     path = Path(sessions_csv)
     file = str(path)
     try:
         check_timezone(timezone)
     except ValueError as exc:
-        raise InputError(str(exc), location="timezone") from None
-    if not (isinstance(site_limit_kw, (int, float)) and site_limit_kw > 0):
-        raise InputError(f"site limit {site_limit_kw!r} kW must be a positive number",
-                         location="site_limit_kw")
-    if not (isinstance(default_max_kw, (int, float)) and default_max_kw > 0):
-        raise InputError(f"default max kW {default_max_kw!r} must be a positive number",
-                         location="default_max_kw")
-    horizon = _horizon(start, end, resolution_min, timezone, None, "")
+        raise InputError(str(exc), location="--timezone") from None
+    for option, value, what, example in (
+            ("--site-limit-kw", site_limit_kw, "site limit", 150),
+            ("--default-max-kw", default_max_kw, "default charger power", 19.2)):
+        if not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                and math.isfinite(value) and value > 0):
+            raise InputError(f"{what} {value!r} must be a positive number of kW, e.g. "
+                             f"{option} {example}", location=option)
+    horizon = _horizon(start, end, resolution_min, timezone, None, _CLI_NAMES)
+    tariff = _load_tariff(tariff_ref, None, None, "--tariff")  # every option before the CSVs
     df = read_table(path, required=(*SESSION_COLUMNS_REQUIRED, "energy_kwh"),
                     optional=("max_kw", "charger_id", "session_id"), what="sessions")
     if len(df) == 0:
@@ -292,7 +334,8 @@ def scenario_from_sessions(
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             bound = "≥ 0" if col == "energy_kwh" else "> 0"
-            raise InputError(f"{col} {values[i]:g} must be {bound}; fix the value", file=file, location=f"row {i + 2}, column {col}")
+            raise InputError(f"{col} {values[i]:g} must be {bound}; fix the value", file=file,
+                             location=f"row {i + 2}, column {col}")
     cap = np.where(np.isfinite(cap), cap, float(default_max_kw))
     charger_col = column_or_empty(df, "charger_id").to_numpy(dtype=object).astype(str)
     charger_col = np.where(charger_col == "", np.char.add("EVSE-", ids.astype(str)), charger_col)
@@ -317,8 +360,7 @@ def scenario_from_sessions(
     draft.max_kw = cap  # rows without max_kw get default_max_kw
     sessions, meta = build_sessions(draft, fleet, horizon, file)
     building = _building(Path(building_load_csv) if building_load_csv else None, horizon,
-                         timezone)
-    tariff = _load_tariff(tariff_ref, None, None, "tariff")
+                         timezone, "--building-load")
     meta = _finish_metadata(meta, [], source=file, input="sessions", kwh_per_mile={},
                             description="built from a sessions CSV (fleet inferred)")
     return Scenario(

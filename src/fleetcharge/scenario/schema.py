@@ -11,10 +11,12 @@ entry per charger and per vehicle, each with the YAML path it came from.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import zoneinfo
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fleetcharge.errors import ConsistencyError, InputError
@@ -230,26 +232,182 @@ def _loc_path(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
-def format_validation_error(exc: ValidationError) -> tuple[str, str]:
-    """One line per problem, ``path: message (got value)``; returns ``(message, locations)``."""
-    lines, paths = [], []
-    for err in exc.errors(include_url=False):
-        path = _loc_path(err["loc"])
+Loc = tuple[int | str, ...]
+
+
+def yaml_key_lines(text: str) -> dict[Loc, int]:
+    """1-based line of every mapping key and list item in a YAML text, by its pydantic ``loc``.
+
+    ``{("site", "service_limit_kw"): 5, ("chargers", 0): 16, ...}``; empty if the text does not
+    compose (the caller has then already reported the YAML syntax error).
+    """
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return {}
+    out: dict[Loc, int] = {}
+    on_path: set[int] = set()  # guards against recursive aliases
+
+    def walk(node: yaml.Node, path: Loc) -> None:
+        if id(node) in on_path:
+            return
+        on_path.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    sub = (*path, key.value)
+                    out[sub] = key.start_mark.line + 1  # a repeated key: the last one wins
+                    walk(value, sub)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, value in enumerate(node.value):
+                sub = (*path, i)
+                out[sub] = value.start_mark.line + 1
+                walk(value, sub)
+        on_path.discard(id(node))
+
+    if root is not None:
+        walk(root, ())
+    return out
+
+
+def _line_of(loc: Loc, lines: dict[Loc, int]) -> int | None:
+    """The line of ``loc`` or of its nearest ancestor present in the YAML."""
+    for n in range(len(loc), 0, -1):
+        if loc[:n] in lines:
+            return lines[loc[:n]]
+    return None
+
+
+def _model_at(loc: Loc, model: type[BaseModel]) -> type[BaseModel] | None:
+    """The pydantic model that validates the mapping at ``loc`` (``None`` if not a model)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue  # list item: the list's item model was already taken below
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return None
+        current = _model_in(field.annotation)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _model_in(annotation: Any) -> Any:
+    """``SiteModel`` from ``SiteModel``, ``list[ChargerModel]`` or ``SiteModel | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _suggest(key: str, missing: list[str], fields: list[str]) -> str | None:
+    """The field ``key`` is most likely a typo of: a missing field first, else any field."""
+    low = key.lower().replace("-", "_").replace(" ", "_")
+    for pool in (missing, fields):
+        by_lower = {f.lower(): f for f in pool}
+        if low in by_lower:
+            return by_lower[low]
+        close = difflib.get_close_matches(low, list(by_lower), n=1, cutoff=0.75)
+        if close:
+            return by_lower[close[0]]
+    return None
+
+
+def _keys_at(data: Any, loc: Loc) -> set[str]:
+    """The keys of the mapping at ``loc`` in the raw input (empty if there is none)."""
+    node = data
+    for part in loc:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return set()
+    return {str(k) for k in node} if isinstance(node, dict) else set()
+
+
+def _parent_phrase(parent: Loc) -> str:
+    return f"under `{_loc_path(parent)}:`" if parent else "at the top level"
+
+
+def format_validation_error(
+    exc: ValidationError,
+    lines: dict[Loc, int] | None = None,
+    model: type[BaseModel] | None = None,
+    data: Any = None,
+) -> tuple[str, str]:
+    """One line per problem, ``path (line N): message (got value)``; returns
+    ``(message, locations)``.
+
+    A misspelt key (``service_limt_kw``) is one problem, not two: its "unknown field" and the
+    "field required" of the key it was meant to be are merged into one line suggesting the
+    right name. ``lines`` (from :func:`yaml_key_lines`) adds the YAML line of each problem;
+    ``model`` (default :class:`ScenarioModel`) is what the suggestions are drawn from; ``data``
+    (the validated input) tells a misspelling of a key that is also given.
+    """
+    model = model or ScenarioModel
+    lines = lines or {}
+    errors = exc.errors(include_url=False)
+    missing: dict[Loc, list[str]] = {}
+    for err in errors:
+        if err["type"] == "missing" and err["loc"]:
+            missing.setdefault(tuple(err["loc"][:-1]), []).append(str(err["loc"][-1]))
+    absorbed: set[Loc] = set()
+    suggestions: dict[int, str] = {}
+    for i, err in enumerate(errors):
+        if err["type"] != "extra_forbidden" or not err["loc"]:
+            continue
+        parent, key = tuple(err["loc"][:-1]), str(err["loc"][-1])
+        target = _model_at(parent, model)
+        fields = list(target.model_fields) if target is not None else []
+        open_fields = [f for f in missing.get(parent, []) if (*parent, f) not in absorbed]
+        best = _suggest(key, open_fields, fields)
+        if best is None:
+            if fields:
+                suggestions[i] = (f"unknown field (a typo? allowed {_parent_phrase(parent)}: "
+                                  f"{', '.join(fields)})")
+            continue
+        if best in open_fields:
+            absorbed.add((*parent, best))
+            suggestions[i] = (f"unknown field (a typo? did you mean `{best}`? it is required; "
+                              "rename the key)")
+        elif best in _keys_at(data, parent):
+            suggestions[i] = (f"unknown field (a typo? did you mean `{best}`? it is also given; "
+                              "delete one of the two)")
+        else:
+            suggestions[i] = f"unknown field (a typo? did you mean `{best}`?)"
+
+    out, paths = [], []
+    for i, err in enumerate(errors):
+        loc = tuple(err["loc"])
+        if loc in absorbed:
+            continue
+        path = _loc_path(loc)
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = "unknown field (a typo? see the scenario format in the README)"
+            msg = suggestions.get(
+                i, "unknown field (a typo? see the scenario format in the README)")
+        elif err["type"] == "missing" and loc:
+            msg = f"required field missing; add `{loc[-1]}:` {_parent_phrase(loc[:-1])}"
         got = err.get("input")
         shown = "" if err["type"] in ("missing", "extra_forbidden") or isinstance(
             got, (dict, list)) else f" (got {got!r})"
-        lines.append(f"  - {path}: {msg}{shown}")
+        line = _line_of(loc, lines)
+        at = f" (line {line})" if line is not None else ""
+        out.append(f"  - {path}{at}: {msg}{shown}")
         paths.append(path)
-    n = len(lines)
+    n = len(out)
     head = f"{n} problem{'s' if n > 1 else ''} in the scenario file; fix each field below:"
-    return head + "\n" + "\n".join(lines), ", ".join(paths)
+    return head + "\n" + "\n".join(out), ", ".join(paths)
 
 
-def parse_scenario_model(data: Any, file: str) -> ScenarioModel:
-    """Validate the YAML's content, raising one :class:`InputError` listing every bad field."""
+def parse_scenario_model(data: Any, file: str, text: str | None = None) -> ScenarioModel:
+    """Validate the YAML's content, raising one :class:`InputError` listing every bad field.
+
+    ``text`` is the YAML source; given, each problem names its line.
+    """
     if not isinstance(data, dict):
         raise InputError(
             "the scenario file must be a YAML mapping (name:, site:, tariff:, ...)", file=file
@@ -257,7 +415,8 @@ def parse_scenario_model(data: Any, file: str) -> ScenarioModel:
     try:
         return ScenarioModel.model_validate(data)
     except ValidationError as exc:
-        message, paths = format_validation_error(exc)
+        lines = yaml_key_lines(text) if text is not None else None
+        message, paths = format_validation_error(exc, lines, data=data)
         raise InputError(message, file=file, location=paths) from None
 
 
