@@ -92,11 +92,12 @@ def headline(outcomes: list[Outcome]) -> str | None:
         return None
     base = by["unmanaged"]
     best = by.get("optimal") or min(outcomes, key=lambda o: o.bill.total)
-    saving = base.bill.total - best.bill.total
-    pct = saving / base.bill.total if base.bill.total else 0.0
+    base_total, best_total = base.bill.summary()["total"], best.bill.summary()["total"]
+    saving = base_total - best_total
+    pct = saving / base_total if base_total else 0.0
     return (
-        f"{best.strategy.capitalize()} charging: bill ${best.bill.total:,.2f} vs "
-        f"${base.bill.total:,.2f} unmanaged (saves ${saving:,.2f}, {pct:.1%}); peak "
+        f"{best.strategy.capitalize()} charging: bill ${best_total:,.2f} vs "
+        f"${base_total:,.2f} unmanaged (saves ${saving:,.2f}, {pct:.1%}); peak "
         f"{base.peak_kw:,.0f} → {best.peak_kw:,.0f} kW; departures ready "
         f"{best.readiness.met}/{best.readiness.departures} "
         f"(unmanaged {base.readiness.met}/{base.readiness.departures})."

@@ -143,6 +143,10 @@ def shortfall_penalty(lp: LPInput) -> float:
     return max(max_price, 0.0) + demand / lp.step_hours + 1.0
 
 
+#: LPs with more columns than this are solved by interior point without crossover; smaller ones
+#: by dual simplex, which returns a vertex exact to machine precision and is faster there.
+IPM_MIN_COLUMNS = 50_000
+
 _BANNER_SILENCED = False
 
 
@@ -216,8 +220,71 @@ class _Model:
         )
 
 
+def event_blocks(avail: sp.csr_array, price: np.ndarray, membership: np.ndarray,
+                 split: np.ndarray | None = None) -> np.ndarray:
+    """Split the horizon into event blocks: runs of steps in which nothing changes.
+
+    A block ends wherever a session arrives or leaves (a partially available first or last step
+    is a block of its own), the energy price changes, or the set of demand determinants a step
+    counts towards changes (TOU period, billing cycle). Inside a block every plugged-in session
+    has the same power cap in every step and every step costs the same, so only each session's
+    block energy matters to the LP; the per-step site load stays a variable (building load may
+    vary within a block).
+
+    Parameters
+    ----------
+    avail : scipy.sparse.csr_array
+        (n_sessions × n_steps) available fraction, sorted indices.
+    price : numpy.ndarray
+        Energy price of each step [$/kWh].
+    membership : numpy.ndarray of bool
+        (n_determinants × n_steps): does step t count towards determinant j.
+    split : numpy.ndarray of bool, optional
+        Steps that must be blocks of their own (refinement, see :func:`solve_v1g`).
+
+    Returns
+    -------
+    numpy.ndarray of int
+        Block number of each step (0-based, non-decreasing).
+    """
+    n_steps = avail.shape[1]
+    lengths = np.diff(avail.indptr)
+    has = lengths > 0
+    first = avail.indices[avail.indptr[:-1][has]]
+    last = avail.indices[avail.indptr[1:][has] - 1]
+    first_frac = avail.data[avail.indptr[:-1][has]]
+    last_frac = avail.data[avail.indptr[1:][has] - 1]
+    cut = np.zeros(n_steps + 1, dtype=bool)
+    cut[0] = True
+    cut[first] = True
+    cut[last + 1] = True
+    cut[(first + 1)[first_frac < 1.0]] = True
+    cut[last[last_frac < 1.0]] = True
+    cut[1:n_steps] |= price[1:] != price[:-1]
+    if membership.size:
+        cut[1:n_steps] |= (membership[:, 1:] != membership[:, :-1]).any(axis=0)
+    if split is not None:
+        cut[:n_steps] |= split
+        cut[1:n_steps + 1] |= split
+    return np.cumsum(cut[:n_steps]) - 1
+
+
 def solve_v1g(lp: LPInput, *, time_limit_s: float | None = None) -> LPResult:
-    """Build the sparse LP (MILP with a free subscription level) and solve it with HiGHS."""
+    """Build the event-block LP (MILP with a free subscription level), solve it with HiGHS and
+    disaggregate it into per-step, per-session power.
+
+    The columns are each session's energy per event block (:func:`event_blocks`) and the site's
+    charging load per step, linked per block by Σ_t y_t Δ = Σ_n e_{n,B}: far fewer columns than
+    one per session and step. This is a relaxation of the per-step model (module docstring). The
+    plan splits each block's energy in proportion to the block's load profile,
+    c_{n,t} = e_{n,B} · y_t / Σ_{t∈B} y_t Δ, which reproduces y exactly; where that would exceed
+    a session's cap, a small transportation LP splits the block exactly. Where even that is
+    infeasible (the relaxation was not tight in that block), those steps become blocks of their
+    own and the LP is solved again (``info["refinement_rounds"]``). The result is a feasible
+    point of the per-step LP with the relaxation's objective, hence optimal for it.
+    LPs are solved by interior point without crossover (an optimum, not necessarily a vertex:
+    smoother profiles, and it scales to a thousand vehicles), MILPs by branch and bound.
+    """
     t0 = perf_counter()
     full = lp.availability.tocsr()
     full.sort_indices()
@@ -234,135 +301,153 @@ def solve_v1g(lp: LPInput, *, time_limit_s: float | None = None) -> LPResult:
     dt = lp.step_hours
     row_of = np.repeat(np.arange(n_sessions), np.diff(avail.indptr))
     step_of = avail.indices
+    cap = lp.max_kw[active][row_of] * avail.data  # per entry, interval-average [kW]
     penalty = shortfall_penalty(lp)
-    m = _Model()
 
-    cap = lp.max_kw[active][row_of] * avail.data
-    c = m.add_cols(lp.energy_price_per_kwh[step_of] * dt, 0.0, cap)
-    s = m.add_cols(np.full(n_sessions, penalty), 0.0, energy_kwh)
-
-    # Departure energy: E ≤ Σ_t Δ c + s ≤ battery headroom
-    m.add_rows(np.concatenate([row_of, np.arange(n_sessions)]), np.concatenate([c, s]),
-               np.concatenate([np.full(nnz, dt), np.ones(n_sessions)]),
-               energy_kwh, headroom_kwh)
-
-    # Service limit, only at steps where it could bind.
-    step_cap = np.bincount(step_of, weights=cap, minlength=n_steps)
-    headroom = lp.service_limit_kw - lp.building_kw
-    binding = np.flatnonzero(step_cap > headroom + 1e-9)
-    if binding.size:
-        sel = np.flatnonzero(np.isin(step_of, binding))
-        m.add_rows(np.searchsorted(binding, step_of[sel]), c[sel], np.ones(sel.size),
-                   np.full(binding.size, -np.inf), np.maximum(headroom[binding], 0.0))
-
-    # Demand windows: window load = W @ (building + Σ_n c).
-    window = lp.window_matrix if lp.window_matrix is not None else sp.identity(
-        n_steps, format="csr")
-    window = sp.csr_array(window)
+    window = sp.csr_array(lp.window_matrix if lp.window_matrix is not None
+                          else sp.identity(n_steps, format="csr"))
+    window_of_step = window.tocsc().indices
     window_building = window @ lp.building_kw
-    window_can_charge = (window @ (step_cap > 0).astype(float)) > 0
-    aggregate = sp.csr_array((np.ones(nnz), (step_of, c)), shape=(n_steps, m.n_col))
-
-    n_dc = len(lp.demand_charges)
-    peak_cols = np.empty(n_dc, dtype=np.int64)
-    billed_cols = np.empty(n_dc, dtype=np.int64)
-    integer_used = False
-    # A determinant whose windows contain another's (all hours ⊇ on-peak, same cycle) needs no
-    # rows on those windows: P_j ≥ P_k implies them. Exact, and ~15–30 % fewer rows.
-    windows_of = [np.unique(np.asarray(dc.windows, dtype=np.int64)) for dc in lp.demand_charges]
-    covered_by: list[list[int]] = [[] for _ in windows_of]
-    for j, wj in enumerate(windows_of):
-        for k, wk in enumerate(windows_of):
-            inside = k != j and wk.size and wk.size <= wj.size and np.isin(wk, wj).all()
-            if inside and not (wk.size == wj.size and k > j):
-                covered_by[j].append(k)
+    membership = np.zeros((len(lp.demand_charges), n_steps), dtype=bool)
     for j, dc in enumerate(lp.demand_charges):
-        w = windows_of[j]
-        floor = max(dc.floor_kw, float(window_building[w].max()) if w.size else 0.0)
-        peak_cols[j] = m.add_cols([0.0], floor, np.inf)[0]
-    for j, w in enumerate(windows_of):
-        p = peak_cols[j]
-        for k in covered_by[j]:  # P_j − P_k ≥ 0
-            m.add_rows([0, 0], [p, peak_cols[k]], [1.0, -1.0], [0.0], np.inf)
-        if covered_by[j]:
-            w = w[~np.isin(w, np.concatenate([windows_of[k] for k in covered_by[j]]))]
-        w = w[window_can_charge[w]]
-        if w.size:
-            block = (window[w] @ aggregate).tocoo()
-            m.add_rows(np.concatenate([block.row, np.arange(w.size)]),
-                       np.concatenate([block.col, np.full(w.size, p)]),
-                       np.concatenate([block.data, -np.ones(w.size)]),
-                       np.full(w.size, -np.inf), -window_building[w])
-    for j, dc in enumerate(lp.demand_charges):
-        linear = dc.rate_per_kw if not dc.tiers and dc.subscription is None else 0.0
-        b = m.add_cols([linear], max(dc.billed_floor_kw, 0.0), np.inf)[0]
-        billed_cols[j] = b
-        sources = [(peak_cols[j], 1.0)] + [(peak_cols[k], f) for k, f in dc.ratchet_from]
-        for src, frac in sources:  # B_j − φ P_k ≥ 0
-            m.add_rows([0, 0], [b, src], [1.0, -frac], [0.0], np.inf)
-        if dc.tiers:  # z ≥ r_k B + (C(L_{k−1}) − r_k L_{k−1})
-            z = m.add_cols([1.0], -np.inf, np.inf)[0]
-            lower, acc = 0.0, 0.0
-            for limit, rate in dc.tiers:
-                m.add_rows([0, 0], [z, b], [1.0, -rate], [acc - rate * lower], np.inf)
-                if np.isfinite(limit):
-                    acc += rate * (limit - lower)
-                    lower = limit
-        if dc.subscription is not None:
-            sub = dc.subscription
-            fixed = sub.blocks is not None
-            nb = m.add_cols([sub.price_per_block], sub.blocks if fixed else 0.0,
-                            sub.blocks if fixed else np.inf, integer=not fixed)[0]
-            integer_used |= not fixed
-            over = m.add_cols([sub.overage_per_kw], 0.0, np.inf)[0]
-            m.add_rows([0, 0, 0], [over, b, nb], [1.0, -1.0, sub.block_kw], [0.0], np.inf)
+        member = np.zeros(window.shape[0], dtype=bool)
+        member[np.asarray(dc.windows, dtype=np.int64)] = True
+        membership[j] = member[window_of_step]
+    # Solve the event-block LP; where a block's energy cannot be split exactly into per-step
+    # power, make those steps blocks of their own and solve again. Single-step blocks always
+    # split, so this ends, and the final plan is optimal for the per-step LP.
+    split = np.zeros(n_steps, dtype=bool)
+    rounds = 0
+    t_build = t_solve = 0.0
+    while True:
+        rounds += 1
+        block_of = event_blocks(avail, lp.energy_price_per_kwh, membership, split)
+        n_blocks = int(block_of[-1]) + 1 if n_steps else 0
+        first_step_of_block = np.flatnonzero(np.r_[True, block_of[1:] != block_of[:-1]])
 
-    a = m.matrix()
-    cost = np.concatenate(m.cost)
-    t_build = perf_counter() - t0
+        # Session-block entries: e_{n,B} [kWh].
+        key = row_of * n_blocks + block_of[step_of]
+        keys, entry_block = np.unique(key, return_inverse=True)
+        e_session, e_block = keys // n_blocks, keys % n_blocks
+        e_cap_kwh = np.bincount(entry_block, weights=cap, minlength=keys.size) * dt
+        m = _Model()
+        e = m.add_cols(lp.energy_price_per_kwh[first_step_of_block[e_block]], 0.0, e_cap_kwh)
+        s = m.add_cols(np.full(n_sessions, penalty), 0.0, energy_kwh)
+        # Departure energy: E ≤ Σ_B e + s ≤ battery headroom
+        m.add_rows(np.concatenate([e_session, np.arange(n_sessions)]), np.concatenate([e, s]),
+                   np.ones(e.size + s.size), energy_kwh, headroom_kwh)
 
-    model = highspy.HighsLp()
-    model.num_col_ = m.n_col
-    model.num_row_ = m.n_row
-    model.col_cost_ = cost
-    model.col_lower_ = np.concatenate(m.lo)
-    model.col_upper_ = np.concatenate(m.hi)
-    model.row_lower_ = np.concatenate(m.row_lo)
-    model.row_upper_ = np.concatenate(m.row_hi)
-    model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    model.a_matrix_.start_ = a.indptr
-    model.a_matrix_.index_ = a.indices
-    model.a_matrix_.value_ = a.data
-    model.a_matrix_.num_col_ = m.n_col
-    model.a_matrix_.num_row_ = m.n_row
-    if integer_used:
-        model.integrality_ = [
-            highspy.HighsVarType.kInteger if f else highspy.HighsVarType.kContinuous
-            for f in np.concatenate(m.integer)
-        ]
-    highs = new_highs()
-    if integer_used:
-        highs.setOptionValue("mip_rel_gap", 1e-9)
-    if time_limit_s is not None:
-        highs.setOptionValue("time_limit", float(time_limit_s))
-    highs.passModel(model)
-    t1 = perf_counter()
-    highs.run()
-    t_solve = perf_counter() - t1
-    status = highs.modelStatusToString(highs.getModelStatus())
-    x = np.asarray(highs.getSolution().col_value)
-    if x.size != m.n_col:
-        raise RuntimeError(f"HiGHS returned no solution (status: {status})")
-    info = highs.getInfo()
-    not_penalty = np.ones(m.n_col, dtype=bool)
-    not_penalty[s] = False
-    building_energy_cost = float(lp.energy_price_per_kwh @ lp.building_kw) * dt
-    objective = float(cost[not_penalty] @ x[not_penalty]) + building_energy_cost
+        # Site charging load y_t (kW) where anyone can charge: ≤ Σ caps and ≤ the service limit.
+        step_cap = np.bincount(step_of, weights=cap, minlength=n_steps)
+        charging_steps = np.flatnonzero(step_cap > 0)
+        room = np.maximum(lp.service_limit_kw - lp.building_kw[charging_steps], 0.0)
+        y = m.add_cols(np.zeros(charging_steps.size), 0.0,
+                       np.minimum(step_cap[charging_steps], room))
+        y_col = np.full(n_steps, -1)
+        y_col[charging_steps] = y
+        # Block link: Σ_{t∈B} y_t Δ − Σ_n e_{n,B} = 0
+        used_blocks, link_row = np.unique(block_of[charging_steps], return_inverse=True)
+        m.add_rows(np.concatenate([link_row, np.searchsorted(used_blocks, e_block)]),
+                   np.concatenate([y, e]), np.concatenate([np.full(y.size, dt), -np.ones(e.size)]),
+                   np.zeros(used_blocks.size), 0.0)
+
+        # Demand windows: window load = W @ (building + y).
+        window_can_charge = (window @ (step_cap > 0).astype(float)) > 0
+        aggregate = sp.csr_array((np.ones(y.size), (charging_steps, y)), shape=(n_steps, m.n_col))
+        n_dc = len(lp.demand_charges)
+        peak_cols = np.empty(n_dc, dtype=np.int64)
+        billed_cols = np.empty(n_dc, dtype=np.int64)
+        integer_used = False
+        # A determinant whose windows contain another's (all hours ⊇ on-peak, same cycle) needs no
+        # rows on those windows: P_j ≥ P_k implies them. Exact, and ~15–30 % fewer rows.
+        windows_of = [np.unique(np.asarray(dc.windows, dtype=np.int64)) for dc in lp.demand_charges]
+        covered_by: list[list[int]] = [[] for _ in windows_of]
+        for j, wj in enumerate(windows_of):
+            for k, wk in enumerate(windows_of):
+                inside = k != j and wk.size and wk.size <= wj.size and np.isin(wk, wj).all()
+                if inside and not (wk.size == wj.size and k > j):
+                    covered_by[j].append(k)
+        for j, dc in enumerate(lp.demand_charges):
+            w = windows_of[j]
+            floor = max(dc.floor_kw, float(window_building[w].max()) if w.size else 0.0)
+            peak_cols[j] = m.add_cols([0.0], floor, np.inf)[0]
+        for j, w in enumerate(windows_of):
+            p = peak_cols[j]
+            for k in covered_by[j]:  # P_j − P_k ≥ 0
+                m.add_rows([0, 0], [p, peak_cols[k]], [1.0, -1.0], [0.0], np.inf)
+            if covered_by[j]:
+                w = w[~np.isin(w, np.concatenate([windows_of[k] for k in covered_by[j]]))]
+            w = w[window_can_charge[w]]
+            if w.size:
+                block = (window[w] @ aggregate).tocoo()
+                m.add_rows(np.concatenate([block.row, np.arange(w.size)]),
+                           np.concatenate([block.col, np.full(w.size, p)]),
+                           np.concatenate([block.data, -np.ones(w.size)]),
+                           np.full(w.size, -np.inf), -window_building[w])
+        for j, dc in enumerate(lp.demand_charges):
+            linear = dc.rate_per_kw if not dc.tiers and dc.subscription is None else 0.0
+            b = m.add_cols([linear], max(dc.billed_floor_kw, 0.0), np.inf)[0]
+            billed_cols[j] = b
+            sources = [(peak_cols[j], 1.0)] + [(peak_cols[k], f) for k, f in dc.ratchet_from]
+            for src, frac in sources:  # B_j − φ P_k ≥ 0
+                m.add_rows([0, 0], [b, src], [1.0, -frac], [0.0], np.inf)
+            if dc.tiers:  # z ≥ r_k B + (C(L_{k−1}) − r_k L_{k−1})
+                z = m.add_cols([1.0], -np.inf, np.inf)[0]
+                lower, acc = 0.0, 0.0
+                for limit, rate in dc.tiers:
+                    m.add_rows([0, 0], [z, b], [1.0, -rate], [acc - rate * lower], np.inf)
+                    if np.isfinite(limit):
+                        acc += rate * (limit - lower)
+                        lower = limit
+            if dc.subscription is not None:
+                sub = dc.subscription
+                fixed = sub.blocks is not None
+                nb = m.add_cols([sub.price_per_block], sub.blocks if fixed else 0.0,
+                                sub.blocks if fixed else np.inf, integer=not fixed)[0]
+                integer_used |= not fixed
+                over = m.add_cols([sub.overage_per_kw], 0.0, np.inf)[0]
+                m.add_rows([0, 0, 0], [over, b, nb], [1.0, -1.0, sub.block_kw], [0.0], np.inf)
+
+        a = m.matrix()
+        cost = np.concatenate(m.cost)
+        t_build += perf_counter() - t0
+        t0 = perf_counter()
+
+        highs = _highs_for(m, a, cost, integer_used, time_limit_s)
+        t1 = perf_counter()
+        highs.run()
+        t_solve += perf_counter() - t1
+        status = highs.modelStatusToString(highs.getModelStatus())
+        x = np.asarray(highs.getSolution().col_value)
+        if x.size != m.n_col:
+            raise RuntimeError(f"HiGHS returned no solution (status: {status})")
+        info = highs.getInfo()
+        not_penalty = np.ones(m.n_col, dtype=bool)
+        not_penalty[s] = False
+        building_energy_cost = float(lp.energy_price_per_kwh @ lp.building_kw) * dt
+        objective = float(cost[not_penalty] @ x[not_penalty]) + building_energy_cost
+
+        t2 = perf_counter()
+        # Per-step load the solution's peaks and the service limit allow (when every step is
+        # its own demand window): a block may be re-shaped under it at no cost, as its price
+        # is constant.
+        y_max = None
+        if window.shape[0] == n_steps:  # every step is its own demand window
+            y_max = np.maximum(lp.service_limit_kw - lp.building_kw, 0.0)
+            for j, w in enumerate(windows_of):
+                y_max[w] = np.minimum(y_max[w], x[peak_cols[j]] - lp.building_kw[w])
+        power, failed = _disaggregate(np.clip(x[e], 0.0, e_cap_kwh), entry_block, block_of,
+                                      step_of, cap, y_col, x, dt, y_max)
+        t_split = perf_counter() - t2
+        if not failed.size:
+            break
+        split |= np.isin(block_of, failed)
+
     # Back onto the full availability pattern (idle sessions keep their entries, at 0 kW).
     entry_of_active = np.repeat(full.indptr[:-1][active] - avail.indptr[:-1],
                                 np.diff(avail.indptr)) + np.arange(nnz)
     data = np.zeros(full.nnz)
-    data[entry_of_active] = np.clip(x[c], 0.0, cap)
+    data[entry_of_active] = power
     charge = sp.csr_array((data, full.indices.copy(), full.indptr.copy()), shape=full.shape)
     shortfall = np.zeros(full.shape[0])
     shortfall[active] = np.clip(x[s], 0.0, None)
@@ -377,11 +462,132 @@ def solve_v1g(lp: LPInput, *, time_limit_s: float | None = None) -> LPResult:
             "columns": m.n_col,
             "rows": m.n_row,
             "nonzeros": int(a.nnz),
+            "steps": n_steps,
+            "event_blocks": n_blocks,
+            "session_steps": nnz,
             "integer_columns": int(np.concatenate(m.integer).sum()),
             "build_s": t_build,
             "solve_s": t_solve,
+            "disaggregate_s": t_split,
+            "refinement_rounds": rounds,
+            "refined_steps": int(split.sum()),
             "penalty_per_kwh": penalty,
-            "simplex_iterations": int(info.simplex_iteration_count),
             "mip_gap": float(info.mip_gap) if integer_used else 0.0,
         },
     )
+
+
+def _highs_for(m: _Model, a: sp.csc_array, cost: np.ndarray, integer_used: bool,
+               time_limit_s: float | None) -> highspy.Highs:
+    model = highspy.HighsLp()
+    model.num_col_ = m.n_col
+    model.num_row_ = m.n_row
+    model.col_cost_ = cost
+    model.col_lower_ = np.concatenate(m.lo)
+    model.col_upper_ = np.concatenate(m.hi)
+    model.row_lower_ = np.concatenate(m.row_lo)
+    model.row_upper_ = np.concatenate(m.row_hi)
+    model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    model.a_matrix_.start_ = a.indptr
+    model.a_matrix_.index_ = a.indices
+    model.a_matrix_.value_ = a.data
+    model.a_matrix_.num_col_ = m.n_col
+    model.a_matrix_.num_row_ = m.n_row
+    highs = new_highs()
+    if integer_used:
+        model.integrality_ = [
+            highspy.HighsVarType.kInteger if f else highspy.HighsVarType.kContinuous
+            for f in np.concatenate(m.integer)
+        ]
+        highs.setOptionValue("mip_rel_gap", 1e-9)
+    elif m.n_col > IPM_MIN_COLUMNS:
+        # Large LPs: interior point without crossover (an optimum within 1e-8, not a vertex).
+        highs.setOptionValue("solver", "ipm")
+        highs.setOptionValue("run_crossover", "off")
+    if time_limit_s is not None:
+        highs.setOptionValue("time_limit", float(time_limit_s))
+    highs.passModel(model)
+    return highs
+
+
+def _disaggregate(e_kwh: np.ndarray, entry_block: np.ndarray, block_of: np.ndarray,
+                  step_of: np.ndarray, cap: np.ndarray, y_col: np.ndarray, x: np.ndarray,
+                  dt: float, y_max: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-step power of each (session, step) entry from block energies and the load profile.
+
+    Splits each block's energy in proportion to its load profile; where that exceeds a cap, a
+    transportation LP splits the block exactly, re-shaping the block's load under ``y_max``
+    (the per-step load the peaks and the service limit allow: same price inside a block, so
+    same cost) when it is given. Returns the power per availability entry [kW] and the blocks
+    that cannot be split (the relaxation was not tight there).
+    """
+    y_step = np.where(y_col >= 0, x[np.maximum(y_col, 0)], 0.0)
+    block_kwh = np.bincount(block_of, weights=y_step * dt)
+    y_here = y_step[step_of]
+    denom = block_kwh[block_of[step_of]]
+    power = np.where(denom > 1e-12, e_kwh[entry_block] * y_here / np.maximum(denom, 1e-12), 0.0)
+    over = power > cap + 1e-7
+    failed = []
+    blocks = np.unique(block_of[step_of[over]])
+    if blocks.size:
+        # One transportation LP for all such blocks (they are independent); only if it is
+        # infeasible, block by block to find the ones that cannot be split.
+        sel = np.flatnonzero(np.isin(block_of[step_of], blocks))
+        split = _split_block(e_kwh, entry_block[sel], step_of[sel], cap[sel], y_step, dt, y_max)
+        if split is not None:
+            power[sel] = split
+        else:
+            for b in blocks:
+                sel = np.flatnonzero(block_of[step_of] == b)
+                split = _split_block(e_kwh, entry_block[sel], step_of[sel], cap[sel], y_step,
+                                     dt, y_max)
+                if split is None:
+                    failed.append(b)
+                else:
+                    power[sel] = split
+    return np.clip(power, 0.0, cap), np.asarray(failed, dtype=np.int64)
+
+
+def _split_block(e_kwh: np.ndarray, entry: np.ndarray, steps: np.ndarray, cap: np.ndarray,
+                 y_step: np.ndarray, dt: float, y_max: np.ndarray | None) -> np.ndarray | None:
+    """Exact split of one block: 0 ≤ x ≤ cap, Σ_t x Δ = e per session, and per step
+    Σ_n x = y (or 0 ≤ Σ_n x ≤ y_max when given).
+
+    A transportation feasibility LP; returns ``None`` if it is infeasible.
+    """
+    sessions, srow = np.unique(entry, return_inverse=True)
+    block_steps, trow = np.unique(steps, return_inverse=True)
+    k = entry.size
+    a = sp.csc_array((np.concatenate([np.full(k, dt), np.ones(k)]),
+                      (np.concatenate([srow, sessions.size + trow]),
+                       np.concatenate([np.arange(k), np.arange(k)]))),
+                     shape=(sessions.size + block_steps.size, k))
+    rhs = np.concatenate([e_kwh[sessions], y_step[block_steps]])
+    slack = 1e-7 * (1.0 + np.abs(rhs))  # the interior-point solution is feasible to ~1e-8
+    lower, upper = rhs - slack, rhs + slack
+    if y_max is not None:
+        lower[sessions.size:] = 0.0
+        upper[sessions.size:] = np.maximum(y_max[block_steps], y_step[block_steps]) + slack[
+            sessions.size:]
+    model = highspy.HighsLp()
+    model.num_col_, model.num_row_ = k, a.shape[0]
+    model.col_cost_ = np.zeros(k)
+    model.col_lower_, model.col_upper_ = np.zeros(k), cap
+    model.row_lower_, model.row_upper_ = lower, upper
+    model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    model.a_matrix_.start_, model.a_matrix_.index_, model.a_matrix_.value_ = (
+        a.indptr, a.indices, a.data)
+    model.a_matrix_.num_col_, model.a_matrix_.num_row_ = k, a.shape[0]
+    highs = new_highs()
+    highs.passModel(model)
+    highs.run()
+    if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return None
+    x = np.clip(np.asarray(highs.getSolution().col_value), 0.0, cap)
+    # Exact session energies (the LP meets its rows only to its feasibility tolerance): spread
+    # each session's small deficit or excess over its entries in proportion to their room.
+    missing = e_kwh[sessions] - np.bincount(srow, weights=x * dt, minlength=sessions.size)
+    room = np.where(missing[srow] > 0, cap - x, x)
+    room_kwh = np.bincount(srow, weights=room * dt, minlength=sessions.size)
+    share = np.divide(missing, room_kwh, out=np.zeros(sessions.size), where=room_kwh > 0)
+    return np.clip(x + room * share[srow], 0.0, cap)
