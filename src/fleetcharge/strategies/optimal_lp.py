@@ -433,11 +433,15 @@ def solve_v1g(lp: LPInput, *, time_limit_s: float | None = None) -> LPResult:
         # is constant.
         y_max = None
         if window.shape[0] == n_steps:  # every step is its own demand window
-            y_max = np.maximum(lp.service_limit_kw - lp.building_kw, 0.0)
+            y_max = np.minimum(np.maximum(lp.service_limit_kw - lp.building_kw, 0.0), step_cap)
             for j, w in enumerate(windows_of):
                 y_max[w] = np.minimum(y_max[w], x[peak_cols[j]] - lp.building_kw[w])
+            y_max = np.maximum(y_max, 0.0)
+        y_step = np.where(y_col >= 0, x[np.maximum(y_col, 0)], 0.0)
+        if y_max is not None:
+            y_step = flatten_blocks(y_step, block_of, lp.building_kw, y_max)
         power, failed = _disaggregate(np.clip(x[e], 0.0, e_cap_kwh), entry_block, block_of,
-                                      step_of, cap, y_col, x, dt, y_max)
+                                      step_of, cap, y_step, dt, y_max)
         t_split = perf_counter() - t2
         if not failed.size:
             break
@@ -510,8 +514,39 @@ def _highs_for(m: _Model, a: sp.csc_array, cost: np.ndarray, integer_used: bool,
     return highs
 
 
+def flatten_blocks(y_kw: np.ndarray, block_of: np.ndarray, building_kw: np.ndarray,
+                   y_max_kw: np.ndarray, iterations: int = 60) -> np.ndarray:
+    """Valley-fill each block: the same block energy, with site load as flat as it can be.
+
+    Inside a block the price is constant, so any charging profile with the block's energy that
+    stays under ``y_max_kw`` (what the peaks already in the plan and the service limit allow)
+    costs exactly the same. Of those, the one that keeps building + charging level — charging
+    fills the building's valleys — is what an operator expects and is gentlest on the grid:
+    y_t = clip(L_B − b_t, 0, y_max_t) with the level L_B found by bisection, all blocks at once.
+    An LP vertex instead switches between 0 and the peak.
+    """
+    n_blocks = int(block_of[-1]) + 1
+    target = np.bincount(block_of, weights=y_kw, minlength=n_blocks)  # Σ y per block [kW·steps]
+    lo = np.full(n_blocks, np.inf)
+    np.minimum.at(lo, block_of, building_kw)
+    hi = np.full(n_blocks, -np.inf)
+    np.maximum.at(hi, block_of, building_kw + y_max_kw)
+    for _ in range(iterations):
+        level = 0.5 * (lo + hi)
+        got = np.bincount(block_of, weights=np.clip(level[block_of] - building_kw, 0.0, y_max_kw),
+                          minlength=n_blocks)
+        low = got < target
+        lo = np.where(low, level, lo)
+        hi = np.where(low, hi, level)
+    flat = np.clip(hi[block_of] - building_kw, 0.0, y_max_kw)
+    # Exact block energy (bisection leaves ~1e-15 relative): scale within the block.
+    got = np.bincount(block_of, weights=flat, minlength=n_blocks)
+    scale = np.divide(target, got, out=np.zeros(n_blocks), where=got > 0)
+    return np.minimum(flat * scale[block_of], np.maximum(y_max_kw, y_kw))
+
+
 def _disaggregate(e_kwh: np.ndarray, entry_block: np.ndarray, block_of: np.ndarray,
-                  step_of: np.ndarray, cap: np.ndarray, y_col: np.ndarray, x: np.ndarray,
+                  step_of: np.ndarray, cap: np.ndarray, y_step: np.ndarray,
                   dt: float, y_max: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Per-step power of each (session, step) entry from block energies and the load profile.
 
@@ -521,7 +556,6 @@ def _disaggregate(e_kwh: np.ndarray, entry_block: np.ndarray, block_of: np.ndarr
     same cost) when it is given. Returns the power per availability entry [kW] and the blocks
     that cannot be split (the relaxation was not tight there).
     """
-    y_step = np.where(y_col >= 0, x[np.maximum(y_col, 0)], 0.0)
     block_kwh = np.bincount(block_of, weights=y_step * dt)
     y_here = y_step[step_of]
     denom = block_kwh[block_of[step_of]]
