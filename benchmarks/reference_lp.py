@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from time import perf_counter
 
-import highspy
 import numpy as np
 import scipy.sparse as sp
 
-from fleetcharge.strategies.optimal_lp import LPInput, new_highs
+from fleetcharge.strategies.optimal_lp import LPInput, highs_with
 
 
 def solve_reference(lp: LPInput) -> dict[str, float]:
@@ -65,16 +64,7 @@ def solve_reference(lp: LPInput) -> dict[str, float]:
         rlo.append(np.full(steps.size, -np.inf))
         rhi.append(-lp.building_kw[steps])
     a = sp.vstack(blocks, format="csc")
-    model = highspy.HighsLp()
-    model.num_col_, model.num_row_ = n_col, a.shape[0]
-    model.col_cost_, model.col_lower_, model.col_upper_ = cost, lo, hi
-    model.row_lower_, model.row_upper_ = np.concatenate(rlo), np.concatenate(rhi)
-    model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    model.a_matrix_.start_, model.a_matrix_.index_, model.a_matrix_.value_ = (
-        a.indptr, a.indices, a.data)
-    model.a_matrix_.num_col_, model.a_matrix_.num_row_ = n_col, a.shape[0]
-    highs = new_highs()
-    highs.passModel(model)
+    highs = highs_with(a, cost, lo, hi, np.concatenate(rlo), np.concatenate(rhi))
     t1 = perf_counter()
     highs.run()
     t2 = perf_counter()

@@ -481,28 +481,33 @@ def solve_v1g(lp: LPInput, *, time_limit_s: float | None = None) -> LPResult:
     )
 
 
+def highs_with(a: sp.csc_array, cost: np.ndarray, col_lower: np.ndarray, col_upper: np.ndarray,
+               row_lower: np.ndarray, row_upper: np.ndarray,
+               integer: np.ndarray | None = None) -> highspy.Highs:
+    """A silent HiGHS instance holding ``min cost·x, row_lower ≤ A x ≤ row_upper, bounds``."""
+    model = highspy.HighsLp()
+    model.num_col_, model.num_row_ = a.shape[1], a.shape[0]
+    model.col_cost_ = cost
+    model.col_lower_, model.col_upper_ = col_lower, col_upper
+    model.row_lower_, model.row_upper_ = row_lower, row_upper
+    model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    model.a_matrix_.start_, model.a_matrix_.index_, model.a_matrix_.value_ = (
+        a.indptr, a.indices, a.data)
+    model.a_matrix_.num_col_, model.a_matrix_.num_row_ = a.shape[1], a.shape[0]
+    if integer is not None and integer.any():
+        model.integrality_ = [highspy.HighsVarType.kInteger if f
+                              else highspy.HighsVarType.kContinuous for f in integer]
+    highs = new_highs()
+    highs.passModel(model)
+    return highs
+
+
 def _highs_for(m: _Model, a: sp.csc_array, cost: np.ndarray, integer_used: bool,
                time_limit_s: float | None) -> highspy.Highs:
-    model = highspy.HighsLp()
-    model.num_col_ = m.n_col
-    model.num_row_ = m.n_row
-    model.col_cost_ = cost
-    model.col_lower_ = np.concatenate(m.lo)
-    model.col_upper_ = np.concatenate(m.hi)
-    model.row_lower_ = np.concatenate(m.row_lo)
-    model.row_upper_ = np.concatenate(m.row_hi)
-    model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    model.a_matrix_.start_ = a.indptr
-    model.a_matrix_.index_ = a.indices
-    model.a_matrix_.value_ = a.data
-    model.a_matrix_.num_col_ = m.n_col
-    model.a_matrix_.num_row_ = m.n_row
-    highs = new_highs()
+    highs = highs_with(a, cost, np.concatenate(m.lo), np.concatenate(m.hi),
+                       np.concatenate(m.row_lo), np.concatenate(m.row_hi),
+                       np.concatenate(m.integer))
     if integer_used:
-        model.integrality_ = [
-            highspy.HighsVarType.kInteger if f else highspy.HighsVarType.kContinuous
-            for f in np.concatenate(m.integer)
-        ]
         highs.setOptionValue("mip_rel_gap", 1e-9)
     elif m.n_col > IPM_MIN_COLUMNS:
         # Large LPs: interior point without crossover (an optimum within 1e-8, not a vertex).
@@ -510,7 +515,6 @@ def _highs_for(m: _Model, a: sp.csc_array, cost: np.ndarray, integer_used: bool,
         highs.setOptionValue("run_crossover", "off")
     if time_limit_s is not None:
         highs.setOptionValue("time_limit", float(time_limit_s))
-    highs.passModel(model)
     return highs
 
 
@@ -603,17 +607,7 @@ def _split_block(e_kwh: np.ndarray, entry: np.ndarray, steps: np.ndarray, cap: n
         lower[sessions.size:] = 0.0
         upper[sessions.size:] = np.maximum(y_max[block_steps], y_step[block_steps]) + slack[
             sessions.size:]
-    model = highspy.HighsLp()
-    model.num_col_, model.num_row_ = k, a.shape[0]
-    model.col_cost_ = np.zeros(k)
-    model.col_lower_, model.col_upper_ = np.zeros(k), cap
-    model.row_lower_, model.row_upper_ = lower, upper
-    model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    model.a_matrix_.start_, model.a_matrix_.index_, model.a_matrix_.value_ = (
-        a.indptr, a.indices, a.data)
-    model.a_matrix_.num_col_, model.a_matrix_.num_row_ = k, a.shape[0]
-    highs = new_highs()
-    highs.passModel(model)
+    highs = highs_with(a, np.zeros(k), np.zeros(k), cap, lower, upper)
     highs.run()
     if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return None

@@ -202,17 +202,17 @@ def _lookup(schedule_wd: np.ndarray, schedule_we: np.ndarray, horizon: Horizon) 
     return np.where(weekend, schedule_we[month0, hour], schedule_wd[month0, hour])
 
 
-@dataclass(frozen=True)
-class EnergyCharge:
-    """TOU (and tiered) energy charge, URDB ``energyratestructure`` + weekday/weekend schedules."""
+class _WeekdayWeekendSchedules:
+    """Shared by charges priced on URDB 12 × 24 weekday/weekend period schedules."""
 
-    periods: tuple[EnergyPeriod, ...]
+    periods: tuple
     weekday_schedule: Schedule
     weekend_schedule: Schedule
+    _what = "schedule"
 
     def __post_init__(self) -> None:
-        _check_schedule(self.weekday_schedule, len(self.periods), "energy weekday schedule")
-        _check_schedule(self.weekend_schedule, len(self.periods), "energy weekend schedule")
+        _check_schedule(self.weekday_schedule, len(self.periods), f"{self._what} weekday schedule")
+        _check_schedule(self.weekend_schedule, len(self.periods), f"{self._what} weekend schedule")
 
     @cached_property
     def _wd(self) -> np.ndarray:
@@ -223,8 +223,18 @@ class EnergyCharge:
         return np.asarray(self.weekend_schedule, dtype=np.int64)
 
     def period(self, horizon: Horizon) -> np.ndarray:
-        """Energy period index of each step (from 0)."""
+        """Period index of each step (from 0), by local month, hour and day type."""
         return _lookup(self._wd, self._we, horizon)
+
+
+@dataclass(frozen=True)
+class EnergyCharge(_WeekdayWeekendSchedules):
+    """TOU (and tiered) energy charge, URDB ``energyratestructure`` + weekday/weekend schedules."""
+
+    periods: tuple[EnergyPeriod, ...]
+    weekday_schedule: Schedule
+    weekend_schedule: Schedule
+    _what = "energy"
 
     @property
     def is_tiered(self) -> bool:
@@ -255,7 +265,7 @@ class FlatDemandCharge:
 
 
 @dataclass(frozen=True)
-class TouDemandCharge:
+class TouDemandCharge(_WeekdayWeekendSchedules):
     """TOU demand charge, URDB ``demandratestructure`` + demand weekday/weekend schedules.
 
     Each period's tiers price the maximum demand among that period's intervals of the billing
@@ -265,22 +275,7 @@ class TouDemandCharge:
     periods: tuple[DemandPeriod, ...]
     weekday_schedule: Schedule
     weekend_schedule: Schedule
-
-    def __post_init__(self) -> None:
-        _check_schedule(self.weekday_schedule, len(self.periods), "demand weekday schedule")
-        _check_schedule(self.weekend_schedule, len(self.periods), "demand weekend schedule")
-
-    @cached_property
-    def _wd(self) -> np.ndarray:
-        return np.asarray(self.weekday_schedule, dtype=np.int64)
-
-    @cached_property
-    def _we(self) -> np.ndarray:
-        return np.asarray(self.weekend_schedule, dtype=np.int64)
-
-    def period(self, horizon: Horizon) -> np.ndarray:
-        """TOU demand period index of each step (from 0)."""
-        return _lookup(self._wd, self._we, horizon)
+    _what = "demand"
 
 
 @dataclass(frozen=True)
