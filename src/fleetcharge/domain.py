@@ -68,11 +68,23 @@ class VehicleType:
     charge_efficiency: float = 0.92
     bidirectional: bool = False
     chemistry: str = "NMC"
+    bidirectional_modes: tuple[CurrentType, ...] = ("AC", "DC")  # where it can discharge
+    j3072_certified: bool = False  # on-board inverter certified to SAE J3072 (AC export)
+    max_discharge_kw: float | None = None  # None: the same as its charging limit
+    discharge_efficiency: float = 0.92  # battery → grid
 
     def max_kw_on(self, charger: Charger) -> float:
         """Power limit of this vehicle on ``charger`` [kW]: AC is capped by the on-board charger."""
         vehicle_kw = self.max_ac_kw if charger.current_type == "AC" else self.max_dc_kw
         return min(charger.max_kw, vehicle_kw)
+
+    def max_discharge_kw_on(self, charger: Charger) -> float:
+        """Discharge limit on ``charger`` [kW] if both ends are bidirectional there, else 0."""
+        if not (self.bidirectional and charger.bidirectional
+                and charger.current_type in self.bidirectional_modes):
+            return 0.0
+        limit = self.max_kw_on(charger)
+        return limit if self.max_discharge_kw is None else min(limit, self.max_discharge_kw)
 
 
 @dataclass(frozen=True)
@@ -107,6 +119,27 @@ class Session:
     max_kw: float
 
 
+InterconnectionStatus = Literal["none", "applied", "approved"]
+
+
+@dataclass(frozen=True)
+class Interconnection:
+    """The site's agreement with the utility to run generation (V2G) in parallel with the grid.
+
+    Export to the grid needs an approved agreement with a non-zero ``export_limit_kw``; without
+    one, discharge may only lower the site's own import (behind the meter, non-export).
+    """
+
+    status: InterconnectionStatus = "none"
+    export_limit_kw: float = 0.0
+    anti_islanding: bool = False  # UL 1741 / IEEE 1547 protection confirmed on site
+
+    @property
+    def export_allowed_kw(self) -> float:
+        """Export the site may actually send to the grid [kW]: 0 unless approved."""
+        return self.export_limit_kw if self.status == "approved" else 0.0
+
+
 @dataclass(frozen=True)
 class Site:
     """The depot's grid connection and its other (building) load."""
@@ -114,6 +147,7 @@ class Site:
     timezone: str
     service_limit_kw: float
     building_load_kw: pd.Series | None = None  # on the horizon index, interval-average kW
+    interconnection: Interconnection = Interconnection()
 
 
 @dataclass(frozen=True)
