@@ -135,14 +135,18 @@ class Outcome:
 def readiness(plan: Plan) -> Readiness:
     """Per-session energy delivered vs required, and SOC at departure.
 
-    SOC at departure = arrival SOC + η_c · delivered kWh / usable kWh (energy at the charger
-    reaches the battery through the charge efficiency η_c).
+    SOC at departure = arrival SOC + (η_c·charged − discharged/η_d) / usable kWh: energy at the
+    charger reaches the battery through the charge efficiency η_c and leaves it through η_d.
+    ``delivered_kwh`` is that net gain expressed at the charger (÷ η_c), so for V1G it is
+    simply the energy charged.
     """
     scenario = plan.scenario
     arrays = scenario.session_arrays()
-    delivered = plan.delivered_kwh()
+    battery = plan.battery_kw(arrays.efficiency, arrays.discharge_efficiency)
+    gain_kwh = np.asarray(battery.sum(axis=1)).ravel() * scenario.horizon.step_hours
+    delivered = gain_kwh / arrays.efficiency  # charger-side equivalent of the battery's gain
     shortfall = np.maximum(arrays.energy_kwh - delivered, 0.0)
-    departure_soc = arrays.arrival_soc + arrays.efficiency * delivered / arrays.usable_kwh
+    departure_soc = arrays.arrival_soc + gain_kwh / arrays.usable_kwh
     met = shortfall <= MET_TOLERANCE_KWH
     reason = np.full(len(arrays), "", dtype=object)
     missed = np.flatnonzero(~met)
@@ -186,7 +190,8 @@ def evaluate(plan: Plan) -> Outcome:
     """Site load, bill and readiness of ``plan``."""
     scenario = plan.scenario
     site = pd.Series(plan.site_load_kw(), index=scenario.horizon.index, name="kw")
-    bill = compute_bill(scenario.tariff, site, billing_cycle_day=scenario.billing_cycle_day)
+    bill = compute_bill(scenario.tariff, site, billing_cycle_day=scenario.billing_cycle_day,
+                        export_price_per_kwh=scenario.v2g.export_price_per_kwh)
     return Outcome(plan=plan, site_load_kw=site, bill=bill, readiness=readiness(plan))
 
 
@@ -198,27 +203,32 @@ def plan_frame(plan: Plan) -> pd.DataFrame:
     """
     scenario = plan.scenario
     arrays = scenario.session_arrays()
-    net = plan.net_charge_kw()
-    net.sort_indices()
-    lengths = np.diff(net.indptr)
+    charge = plan.charge_kw.tocsr()
+    charge.sort_indices()
+    lengths = np.diff(charge.indptr)
     row = np.repeat(np.arange(len(arrays)), lengths)
     dt_h = scenario.horizon.step_hours
-    step_kwh = net.data * dt_h
-    running = np.cumsum(step_kwh)
-    row_start = np.concatenate(([0.0], running))[net.indptr[:-1]]
-    delivered_to_end = running - row_start[row]
-    soc = arrays.arrival_soc[row] + arrays.efficiency[row] * delivered_to_end / arrays.usable_kwh[row]
+    power = charge.data.copy()
+    battery = charge.data * arrays.efficiency[row]
+    if plan.discharge_kw is not None:  # same availability pattern as charge_kw
+        dis = plan.discharge_kw.tocsr()
+        dis.sort_indices()
+        power = power - dis.data
+        battery = battery - dis.data / arrays.discharge_efficiency[row]
+    running = np.cumsum(battery * dt_h)
+    row_start = np.concatenate(([0.0], running))[charge.indptr[:-1]]
+    soc = arrays.arrival_soc[row] + (running - row_start[row]) / arrays.usable_kwh[row]
     session_ids = np.array([s.id for s in scenario.sessions], dtype=object)
     vehicle_ids = np.array([s.vehicle_id for s in scenario.sessions], dtype=object)
     charger_ids = np.array([s.charger_id for s in scenario.sessions], dtype=object)
     return pd.DataFrame(
         {
-            "timestamp": scenario.horizon.index[net.indices],
-            "step": net.indices,
+            "timestamp": scenario.horizon.index[charge.indices],
+            "step": charge.indices,
             "vehicle_id": vehicle_ids[row],
             "session_id": session_ids[row],
             "charger_id": charger_ids[row],
-            "power_kw": net.data,
+            "power_kw": power,
             "soc": soc,
         }
     )

@@ -151,6 +151,25 @@ class Site:
 
 
 @dataclass(frozen=True)
+class V2GSettings:
+    """What a V2G study needs beyond the fleet: prices, programs, degradation, economics.
+
+    ``export_price_per_kwh`` (on the horizon index) overrides the tariff's sell rates;
+    ``programs`` are :class:`fleetcharge.v2g.programs.Program` objects; ``degradation_per_kwh``
+    overrides the chemistry presets of :mod:`fleetcharge.v2g.degradation` [$/kWh leaving the
+    battery]; ``premium_per_port_usd`` is the extra cost of a bidirectional port.
+    """
+
+    degradation_per_kwh: float | None = None
+    export_price_per_kwh: pd.Series | None = None
+    programs: tuple = ()
+    premium_per_port_usd: float = 0.0
+    discount_rate: float = 0.07
+    years: int = 10
+    readiness_risk_threshold: float = 0.05
+
+
+@dataclass(frozen=True)
 class Scenario:
     """Everything a strategy needs: site, fleet, sessions, tariff and the time grid."""
 
@@ -164,6 +183,7 @@ class Scenario:
     horizon: Horizon
     billing_cycle_day: int = 1
     metadata: dict = field(default_factory=dict)
+    v2g: V2GSettings = V2GSettings()
 
     def charger(self, charger_id: str) -> Charger:
         """The charger with this id."""
@@ -204,6 +224,7 @@ class SessionArrays:
     energy_kwh: np.ndarray
     max_kw: np.ndarray
     efficiency: np.ndarray
+    discharge_efficiency: np.ndarray
     usable_kwh: np.ndarray
     arrival_soc: np.ndarray
     target_soc: np.ndarray
@@ -226,6 +247,9 @@ class SessionArrays:
             max_kw=np.array([x.max_kw for x in s], dtype=float),
             efficiency=np.array(
                 [vehicles[x.vehicle_id].type.charge_efficiency for x in s], dtype=float
+            ),
+            discharge_efficiency=np.array(
+                [vehicles[x.vehicle_id].type.discharge_efficiency for x in s], dtype=float
             ),
             usable_kwh=np.array([vehicles[x.vehicle_id].type.usable_kwh for x in s], dtype=float),
             arrival_soc=np.array([x.arrival_soc for x in s], dtype=float),

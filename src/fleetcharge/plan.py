@@ -57,3 +57,17 @@ class Plan:
     def delivered_kwh(self) -> np.ndarray:
         """Net energy delivered at the charger to each session [kWh]."""
         return np.asarray(self.net_charge_kw().sum(axis=1)).ravel() * self.scenario.horizon.step_hours
+
+    def battery_kw(self, charge_efficiency: np.ndarray,
+                   discharge_efficiency: np.ndarray) -> sp.csr_array:
+        """Power into each battery per step, η_c·c − d/η_d [kW] (per-session efficiencies)."""
+        into = self.charge_kw.multiply(charge_efficiency[:, None])
+        if self.discharge_kw is not None:
+            into = into - self.discharge_kw.multiply(1.0 / discharge_efficiency[:, None])
+        return sp.csr_array(into)
+
+    def discharged_kwh(self) -> np.ndarray:
+        """Energy discharged at the charger by each session [kWh] (0 for V1G plans)."""
+        if self.discharge_kw is None:
+            return np.zeros(self.charge_kw.shape[0])
+        return np.asarray(self.discharge_kw.sum(axis=1)).ravel() * self.scenario.horizon.step_hours
