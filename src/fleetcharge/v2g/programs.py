@@ -152,7 +152,7 @@ def event_days(
     dates = pd.date_range(f"{year}-01-01", f"{year}-12-31", freq="D")
     qualifying = dates.month.isin(sorted(program.months))
     if program.weekdays_only:
-        qualifying &= dates.dayofweek < 5
+        qualifying &= dates.day_of_week < 5
     season = dates[qualifying].values.astype("datetime64[D]")
     n_days = len(season)
     if n_events is None:
