@@ -160,3 +160,52 @@ def test_properties(raw, limit, building):
         assert out.readiness.met == out.readiness.departures
         assert out.bill.total <= bal.bill.total + 1e-6
     assert plan.info["objective"] + out.bill.fixed == pytest.approx(out.bill.total, abs=0.01)
+
+
+def _variable_bill(out):
+    return out.bill.total - out.bill.fixed - out.bill.minimum_adjustment
+
+
+def _bev_subscription():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its reactive-power charge is reported as unsupported
+        return load_tariff("california_ev/PGE_BEV-2-S_subscription_fleetcharge")
+
+
+def test_free_subscription_level_is_planned_as_billed():
+    # Review finding: a peak just above a block boundary must be planned as n + 1 blocks (the
+    # bill subscribes the smallest number of blocks that covers the peak), not n + overage.
+    bev = _bev_subscription()
+    sc = build_scenario([("2025-04-02 20:00", "2025-04-03 06:00", 10.0, 10.0)],
+                        start="2025-04-01 00:00", end="2025-05-01 00:00", building_kw=101.0,
+                        tariff=bev)
+    plan = optimal(sc)
+    assert plan.info["objective"] == pytest.approx(_variable_bill(evaluate(plan)), abs=0.01)
+
+
+def test_subscription_pro_rated_like_the_bill_across_dst():
+    bev = _bev_subscription()
+    sc = build_scenario([("2025-03-08 20:00", "2025-03-09 06:00", 10.0, 10.0)],
+                        start="2025-03-08 00:00", end="2025-03-10 00:00", building_kw=480.0,
+                        tariff=bev)
+    plan = optimal(sc)
+    assert plan.info["objective"] == pytest.approx(_variable_bill(evaluate(plan)), abs=0.01)
+
+
+def test_on_site_generation_surplus_is_free_energy_and_billed_as_export():
+    sched = tuple(tuple(1 if 10 <= h < 16 else 0 for h in range(24)) for _ in range(12))
+    tariff = Tariff(name="pv", energy=EnergyCharge(
+        (EnergyPeriod((EnergyTier(0.10),), "off"), EnergyPeriod((EnergyTier(0.30),), "on")),
+        sched, sched))
+    import pandas as pd
+
+    idx = pd.date_range("2025-03-03 12:00", periods=96, freq="15min", tz="America/Los_Angeles")
+    building = np.where((idx.hour >= 10) & (idx.hour < 16), -20.0, 5.0)
+    sc = build_scenario([("2025-03-03 12:00", "2025-03-04 12:00", 10.0, 10.0)],
+                        building_kw=building, tariff=tariff)
+    plan = optimal(sc)
+    out = evaluate(plan)
+    assert plan.info["objective"] == pytest.approx(_variable_bill(out), abs=0.01)
+    # the 10 kWh come from the PV surplus (free: no sell rate), none is bought at night
+    on = (idx.hour >= 10) & (idx.hour < 16)
+    assert plan.charge_kw.toarray()[0][on].sum() * 0.25 == pytest.approx(10.0, abs=1e-6)

@@ -87,3 +87,39 @@ def test_naive_now_is_rejected():
                         tariff=two_period_tariff())
     with pytest.raises(InputError, match="now must be timezone-aware"):
         replan(LiveState(sc, ()), pd.Timestamp("2025-03-03 18:00"))
+
+
+def test_replan_in_the_repeated_fall_back_hour():
+    sc = build_scenario([("2025-11-01 18:00", "2025-11-02 06:00", 10.0, 10.0)],
+                        start="2025-11-01 12:00", end="2025-11-03 12:00",
+                        tariff=two_period_tariff())
+    now = pd.Timestamp("2025-11-02 08:20", tz="UTC").tz_convert(TZ)  # 01:20 PDT, first pass
+    plugged, expected = plugged_from_sessions(sc.sessions, now)
+    plan = replan(LiveState(sc, plugged, expected), now)
+    assert plan.status == "ok"
+    assert plan.scenario.horizon.start == pd.Timestamp("2025-11-02 08:15", tz="UTC")
+
+
+def test_meter_data_at_a_finer_resolution_and_bad_meter_data():
+    sc = build_scenario([("2025-03-03 18:00", "2025-03-04 06:00", 10.0, 10.0)],
+                        tariff=two_period_tariff())
+    idx = pd.date_range("2025-03-01", periods=6, freq="5min", tz=TZ)
+    metered = pd.Series([6, 30, 30, 30, 6, 6], index=idx, dtype=float)
+    # 15-minute demand windows average the 5-minute readings: (6+30+30)/3 and (30+6+6)/3
+    assert peaks_so_far(sc, metered)["2025-03 all hours"] == pytest.approx(22.0)
+    gappy = metered.drop(idx[2])
+    with pytest.raises(InputError, match="LiveState.metered_kw: .*regular 5, 15, 30 or 60"):
+        peaks_so_far(sc, gappy)
+
+
+def test_building_forecast_must_cover_the_horizon_and_is_averaged():
+    sc = build_scenario([("2025-03-03 18:00", "2025-03-04 06:00", 10.0, 10.0)],
+                        tariff=two_period_tariff())
+    now = pd.Timestamp("2025-03-03 18:00", tz=TZ)
+    short = pd.Series(5.0, index=pd.date_range(now, periods=8, freq="15min"))
+    with pytest.raises(InputError, match="covers .* but the horizon is"):
+        live_scenario(LiveState(sc, (), building_forecast_kw=short), now)
+    fine = pd.Series(np.tile([0.0, 0.0, 30.0], 24 * 12 // 3 + 3),
+                     index=pd.date_range(now, periods=24 * 12 + 9, freq="5min"))
+    live = live_scenario(LiveState(sc, (), building_forecast_kw=fine), now)
+    assert live.site.building_load_kw.to_numpy() == pytest.approx(10.0)

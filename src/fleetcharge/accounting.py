@@ -17,6 +17,9 @@ from fleetcharge.plan import Plan
 
 #: A departure counts as meeting its target when it is short by no more than this [kWh].
 MET_TOLERANCE_KWH = 1e-3
+#: Import above the service limit by more than this counts as an overload [kW] (1 W: below
+#: any meter's resolution, above the solver's feasibility tolerance).
+OVERLOAD_TOLERANCE_KW = 1e-3
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,7 @@ class Outcome:
         over = self.site_load_kw - limit
         return {
             "service_limit_kw": limit,
-            "steps": int((over > 1e-6).sum()),
+            "steps": int((over > OVERLOAD_TOLERANCE_KW).sum()),
             "max_kw": round(float(max(over.max(), 0.0)), 3),
         }
 

@@ -46,6 +46,8 @@ from fleetcharge.tariff.model import (
 from fleetcharge.timegrid import (
     ALLOWED_RESOLUTIONS_MIN,
     Horizon,
+    cycle_coverage,
+    cycle_start,
     infer_resolution_min,
     month_label,
 )
@@ -436,12 +438,6 @@ def _label_to_ym(label: str) -> int:
     return ym
 
 
-def _cycle_bounds(ym: int, day: int, tz: Any) -> pd.Timestamp:
-    y, m = divmod(ym, 12)
-    naive = pd.Timestamp(year=y, month=m + 1, day=day)
-    return naive.tz_localize(tz, nonexistent="shift_forward", ambiguous=True)
-
-
 # ---------------------------------------------------------------------------------- engine
 def compute_bill(
     tariff: Tariff,
@@ -571,12 +567,8 @@ def compute_bill(
     ends = np.r_[starts[1:], n] - 1
     bill_start = [idx[i] for i in starts]
     bill_end = [idx[i] + step for i in ends]
-    c_start = [_cycle_bounds(int(y), d, tz) for y in cycles_ym]
-    c_end = [_cycle_bounds(int(y) + 1, d, tz) for y in cycles_ym]
-    one_day = pd.Timedelta(days=1)
-
-    def wall_days(a: pd.Timestamp, b: pd.Timestamp) -> float:
-        return (b.tz_localize(None) - a.tz_localize(None)) / one_day
+    c_start = [cycle_start(int(y), d, h.timezone) for y in cycles_ym]
+    c_end = [cycle_start(int(y) + 1, d, h.timezone) for y in cycles_ym]
 
     # --- ratchet inputs ----------------------------------------------------------------------
     known_peaks: dict[int, float] = {}
@@ -590,9 +582,7 @@ def compute_bill(
     for i in range(n_c):
         y_m = int(cycles_ym[i])
         month = y_m % 12 + 1
-        days = wall_days(bill_start[i], bill_end[i])
-        cycle_days = round(wall_days(c_start[i], c_end[i]))
-        phi = min(days / cycle_days, 1.0)
+        days, cycle_days, phi = cycle_coverage(bill_start[i], bill_end[i], y_m, d, h.timezone)
         partial = phi < 1.0 - 1e-9
         pk = float(peak[i])
 

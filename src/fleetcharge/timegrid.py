@@ -235,6 +235,31 @@ class Horizon:
         return cls(index[0], index[-1] + step, resolution_min, timezone)
 
 
+def wall_days(start: pd.Timestamp, end: pd.Timestamp) -> float:
+    """Days between two tz-aware instants on the local wall clock (a DST day counts as one)."""
+    return (end.tz_localize(None) - start.tz_localize(None)) / pd.Timedelta(days=1)
+
+
+def cycle_start(year_month: int, cycle_day: int, timezone: str) -> pd.Timestamp:
+    """Local midnight on ``cycle_day`` of month ``year_month`` (``year * 12 + month − 1``)."""
+    y, m = divmod(year_month, 12)
+    return pd.Timestamp(year=y, month=m + 1, day=cycle_day).tz_localize(
+        timezone, nonexistent="shift_forward", ambiguous=True)
+
+
+def cycle_coverage(covered_start: pd.Timestamp, covered_end: pd.Timestamp, year_month: int,
+                   cycle_day: int, timezone: str) -> tuple[float, int, float]:
+    """How much of a billing cycle ``[covered_start, covered_end)`` bills, by wall-clock days.
+
+    Returns ``(days, cycle_days, fraction)``: days covered, whole days in the cycle, and their
+    ratio (at most 1), the factor fixed charges and subscriptions are pro-rated by.
+    """
+    days = wall_days(covered_start, covered_end)
+    cycle_days = round(wall_days(cycle_start(year_month, cycle_day, timezone),
+                                 cycle_start(year_month + 1, cycle_day, timezone)))
+    return days, cycle_days, min(days / cycle_days, 1.0)
+
+
 def month_label(year_month: int) -> str:
     """``"YYYY-MM"`` of a ``year * 12 + month − 1`` number."""
     return f"{year_month // 12:04d}-{year_month % 12 + 1:02d}"

@@ -9,12 +9,17 @@ from fleetcharge.errors import InputError
 from fleetcharge.plan import Plan
 from fleetcharge.strategies.baseline import balanced, unmanaged
 from fleetcharge.strategies.optimal import optimal
+from fleetcharge.strategies.v2g import optimal_v2g
 
 STRATEGIES: dict[str, Callable[[Scenario], Plan]] = {
     "unmanaged": unmanaged,
     "balanced": balanced,
     "optimal": optimal,
+    "v2g": optimal_v2g,
 }
+
+#: What ``fleetcharge plan`` compares when no strategy is named (V1G: every fleet can do it).
+DEFAULT_STRATEGIES: tuple[str, ...] = ("unmanaged", "balanced", "optimal")
 
 
 def run_strategy(scenario: Scenario, name: str) -> Plan:

@@ -13,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+import pandas as pd
 
 from fleetcharge.domain import Scenario
 from fleetcharge.plan import Plan
 from fleetcharge.strategies.optimal_lp import DemandCharge, LPInput, Subscription, solve_v1g
 from fleetcharge.tariff.model import DemandPeriod, Tariff
-from fleetcharge.timegrid import Horizon, month_label
+from fleetcharge.timegrid import Horizon, cycle_coverage, month_label
 
 
 def _tier_terms(period: DemandPeriod, what: str, notes: list[str]) -> dict:
@@ -64,7 +65,6 @@ def demand_charges(
     notes: list[str] = []
     charges: list[DemandCharge] = []
     flat_index: dict[int, int] = {}
-    step_h = horizon.step_hours
     for c, ym in enumerate(start_month):
         label = month_label(int(ym))
         month = int(ym) % 12 + 1
@@ -84,7 +84,7 @@ def demand_charges(
                     inside = np.flatnonzero(start_month == prior)
                     if inside.size and int(inside[0]) in flat_index:
                         ratchet_from.append((flat_index[int(inside[0])], frac))
-                    elif month_label(prior) in history:
+                    if month_label(prior) in history:  # the bill takes the larger of the two
                         billed_floor = max(billed_floor, frac * history[month_label(prior)])
             flat_index[c] = len(charges)
             charges.append(DemandCharge(what, windows, floor_kw=peaks_so_far_kw.get(what, 0.0),
@@ -93,8 +93,10 @@ def demand_charges(
         if tariff.subscription is not None:
             sub = tariff.subscription
             cycle_steps = np.flatnonzero(cycle == c)
-            covered_h = cycle_steps.size * step_h
-            coverage = min(covered_h / _cycle_hours(horizon, int(ym), cycle_day), 1.0)
+            step = pd.Timedelta(minutes=horizon.resolution_min)
+            _, _, coverage = cycle_coverage(horizon.index[cycle_steps[0]],
+                                            horizon.index[cycle_steps[-1]] + step, int(ym),
+                                            cycle_day, horizon.timezone)
             what = f"{label} subscription"
             charges.append(DemandCharge(
                 what, windows, floor_kw=peaks_so_far_kw.get(what, 0.0),
@@ -116,17 +118,6 @@ def demand_charges(
     if tariff.coincident_events is not None:
         notes.append("REopt coincident-peak events are billed but not priced in the plan")
     return tuple(charges), window, notes
-
-
-def _cycle_hours(horizon: Horizon, ym: int, cycle_day: int) -> float:
-    import pandas as pd
-
-    def at(x: int) -> pd.Timestamp:
-        y, m = divmod(x, 12)
-        return pd.Timestamp(year=y, month=m + 1, day=cycle_day).tz_localize(
-            horizon.timezone, nonexistent="shift_forward", ambiguous=True)
-
-    return (at(ym + 1) - at(ym)) / pd.Timedelta(hours=1)
 
 
 def lp_input(
@@ -172,7 +163,26 @@ def optimal(
     the demand determinants and the list of approximations (empty: the plan is exactly optimal).
     """
     lp, notes = lp_input(scenario, peaks_so_far_kw, demand_history_kw)
-    result = solve_v1g(lp, time_limit_s=time_limit_s)
+    if (lp.building_kw < 0).any():
+        # On-site generation exceeds the building at times: the meter exports, import and export
+        # are priced differently, so solve the per-step model that splits them (V2G LP without
+        # discharge). Charging from the surplus then costs the forgone export credit.
+        from fleetcharge.strategies.v2g_lp import V2GTerms, solve_v2g
+
+        arrays = scenario.session_arrays()
+        n = len(arrays)
+        terms = V2GTerms(
+            discharge_kw=np.zeros(n), charge_efficiency=arrays.efficiency,
+            discharge_efficiency=arrays.discharge_efficiency, usable_kwh=arrays.usable_kwh,
+            arrival_kwh=arrays.arrival_soc * arrays.usable_kwh, floor_kwh=np.zeros(n),
+            degradation_per_kwh=np.zeros(n), export_limit_kw=np.inf,
+            sell_price_per_kwh=(scenario.v2g.export_price_per_kwh.to_numpy(dtype=float)
+                                if scenario.v2g.export_price_per_kwh is not None
+                                else np.asarray(scenario.tariff.sell_rate_per_kwh(
+                                    scenario.horizon), dtype=float)))
+        result = solve_v2g(lp, terms, time_limit_s=time_limit_s)
+    else:
+        result = solve_v1g(lp, time_limit_s=time_limit_s)
     info = dict(result.info)
     info.update(
         solver="HiGHS",

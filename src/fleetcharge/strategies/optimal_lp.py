@@ -500,6 +500,8 @@ def add_demand_terms(m: _Model, charges: tuple[DemandCharge, ...], window: sp.cs
             integer_used |= not fixed
             over = m.add_cols([sub.overage_per_kw], 0.0, np.inf)[0]
             m.add_rows([0, 0, 0], [over, b, nb], [1.0, -1.0, sub.block_kw], [0.0], np.inf)
+            if not fixed:  # as billed: the smallest number of blocks that covers the peak
+                m.add_rows([0, 0], [nb, b], [sub.block_kw, -1.0], [0.0], np.inf)
     return peak_cols, billed_cols, windows_of, integer_used
 
 

@@ -19,7 +19,8 @@ from fleetcharge.domain import Scenario, Session
 from fleetcharge.errors import InputError
 from fleetcharge.plan import Plan
 from fleetcharge.strategies.optimal import demand_charges, optimal
-from fleetcharge.timegrid import Horizon
+from fleetcharge.scenario.tables import reindex_load
+from fleetcharge.timegrid import Horizon, infer_resolution_min
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,13 @@ def peaks_so_far(depot: Scenario, metered_kw: pd.Series | None) -> dict[str, flo
     """
     if metered_kw is None or metered_kw.empty:
         return {}
-    res = depot.horizon.resolution_min
-    horizon = Horizon.covering(metered_kw.index, res, depot.horizon.timezone)
+    try:
+        res = infer_resolution_min(metered_kw.index) if len(metered_kw) > 1 else (
+            depot.horizon.resolution_min)
+        horizon = Horizon.covering(metered_kw.index, res, depot.horizon.timezone)
+    except ValueError as exc:
+        raise InputError(f"{exc}; send the meter's interval-average kW on a regular 5, 15, 30 "
+                         "or 60-minute grid", location="LiveState.metered_kw") from None
     charges, window, _ = demand_charges(depot.tariff, horizon, depot.billing_cycle_day)
     window_kw = window @ np.clip(metered_kw.to_numpy(dtype=float), 0.0, None)
     return {dc.label: float(window_kw[dc.windows].max()) for dc in charges if dc.windows.size}
@@ -107,7 +113,8 @@ def live_scenario(state: LiveState, now: pd.Timestamp, horizon_hours: float = 24
         raise InputError("now must be timezone-aware", location="replan(now)")
     res = depot.horizon.resolution_min
     step = pd.Timedelta(minutes=res)
-    start = now.tz_convert(depot.horizon.timezone).floor(step)
+    # Floor on absolute time (local floors are ambiguous in the repeated fall-back hour).
+    start = now.tz_convert("UTC").floor(step).tz_convert(depot.horizon.timezone)
     n_steps = int(np.ceil(pd.Timedelta(hours=horizon_hours) / step))
     horizon = Horizon(start, start + n_steps * step, res, depot.horizon.timezone)
     sessions: list[Session] = []
@@ -125,13 +132,9 @@ def live_scenario(state: LiveState, now: pd.Timestamp, horizon_hours: float = 24
                                  s.departure, s.arrival_soc, s.target_soc, s.max_kw, horizon.end))
     building = None
     if state.building_forecast_kw is not None:
-        forecast = state.building_forecast_kw.reindex(horizon.index, method="ffill")
-        if forecast.isna().any():
-            raise InputError(
-                f"building forecast does not cover {horizon.start} … {horizon.end}",
-                location="LiveState.building_forecast_kw",
-            )
-        building = forecast.astype(float)
+        # averaged onto the steps when finer, repeated when coarser; must cover the horizon
+        building = reindex_load(state.building_forecast_kw, horizon,
+                                file="LiveState.building_forecast_kw")
     site = replace(depot.site, building_load_kw=building)
     return replace(depot, site=site, sessions=tuple(sessions), horizon=horizon)
 
