@@ -81,7 +81,7 @@ def plan(
     scenario_file: Annotated[Optional[Path], typer.Argument(
         metavar="SCENARIO.yaml", help="Scenario file (omit to use --sessions/--tariff).")] = None,
     strategy: Annotated[Optional[str], typer.Option(
-        help="unmanaged | balanced | optimal (default: run all and compare).")] = None,
+        help="unmanaged | balanced | optimal | v2g (default: compare the first three).")] = None,
     out_dir: Annotated[Optional[Path], typer.Option(
         "--out", help="Write plan CSVs, site load, summary JSON and the HTML report here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary JSON.")] = False,
@@ -103,7 +103,7 @@ def plan(
     from fleetcharge.accounting import evaluate
     from fleetcharge.report import comparison_table, headline, summary_json, write_outputs
     from fleetcharge.scenario import load_scenario, scenario_from_sessions
-    from fleetcharge.strategies import STRATEGIES, run_strategy
+    from fleetcharge.strategies import DEFAULT_STRATEGIES, STRATEGIES, run_strategy
 
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
@@ -139,7 +139,7 @@ def plan(
                     resolution_min=resolution, building_load_csv=building_load,
                     default_max_kw=default_max_kw,
                 )
-            names = [strategy] if strategy else list(STRATEGIES)
+            names = [strategy] if strategy else list(DEFAULT_STRATEGIES)
             outcomes = [evaluate(run_strategy(scenario, n)) for n in names]
         except InputError as exc:
             _show_warnings(caught)
