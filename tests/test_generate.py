@@ -89,6 +89,53 @@ def test_archetypes_are_realistic(tmp_path):
     assert 4.5 <= min(out) and max(out) <= 5.75
 
 
+def test_school_buses_are_ready_for_a_v2g_study_and_vans_are_unchanged(tmp_path):
+    import yaml
+
+    from fleetcharge.domain import Interconnection, V2GSettings, VehicleType
+    from fleetcharge.v2g.programs import ELRP_LIKE
+
+    buses = load_scenario(generate_scenario("school-buses", 12, 7, 1, tmp_path / "s"))
+    bidi_dc_kw = sum(c.max_kw for c in buses.chargers
+                     if c.bidirectional and c.current_type == "DC")
+    assert bidi_dc_kw == 4 * 60.0
+    assert buses.site.interconnection == Interconnection("approved", 0.6 * bidi_dc_kw, True)
+    assert buses.site.interconnection.export_allowed_kw == pytest.approx(144)
+    assert {v.type.bidirectional_modes for v in buses.vehicles} == {("DC",)}
+    assert all(v.type.bidirectional for v in buses.vehicles)
+    dc = next(c for c in buses.chargers if c.current_type == "DC")
+    ac = next(c for c in buses.chargers if c.current_type == "AC")
+    bus = buses.vehicles[0].type
+    assert bus.max_discharge_kw_on(dc) == 60 and bus.max_discharge_kw_on(ac) == 0
+    program = buses.v2g.programs[0]
+    assert buses.v2g.programs == (ELRP_LIKE,)
+    assert (program.name, program.payment_per_kwh, program.months, program.window_start_hour,
+            program.window_end_hour, program.cap_hours_per_year) == (
+        "emergency-2-per-kwh", 2.0, frozenset(range(5, 11)), 16, 21, 60.0)
+    assert buses.v2g.premium_per_port_usd == 3500
+    assert buses.metadata["warnings"] == []
+    text = (tmp_path / "s" / "scenario.yaml").read_text()
+    assert "# Export limit = 60% of the bidirectional DC port ratings (240 kW)." in text
+
+    # overriding the pack keeps the buses DC-bidirectional
+    one = load_scenario(generate_scenario("school-buses", 6, 2, 1, tmp_path / "o",
+                                          usable_kwh=180))
+    assert {v.type.bidirectional_modes for v in one.vehicles} == {("DC",)}
+    # a single bus gets an L2 port: no bidirectional DC port, so no agreement is written
+    solo = load_scenario(generate_scenario("school-buses", 1, 2, 1, tmp_path / "1"))
+    assert solo.site.interconnection == Interconnection()
+    assert solo.v2g.programs == (ELRP_LIKE,) and solo.metadata["warnings"] == []
+
+    vans = load_scenario(generate_scenario("delivery-vans", 6, 3, 1, tmp_path / "v"))
+    assert vans.site.interconnection == Interconnection() and vans.v2g == V2GSettings()
+    assert not any(v.type.bidirectional for v in vans.vehicles)
+    assert {v.type.bidirectional_modes for v in vans.vehicles} == {
+        VehicleType("x", 1, 1, 1).bidirectional_modes}
+    doc = yaml.safe_load((tmp_path / "v" / "scenario.yaml").read_text())
+    assert "v2g" not in doc and "interconnection" not in doc["site"]
+    assert "bidirectional_modes" not in doc["vehicle_types"][0]
+
+
 def test_same_seed_same_files_other_seed_other_files(tmp_path):
     a = generate_scenario("school-buses", 8, 10, 42, tmp_path / "a").parent
     b = generate_scenario("school-buses", 8, 10, 42, tmp_path / "b").parent

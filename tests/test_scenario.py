@@ -415,7 +415,7 @@ def test_typo_of_a_required_key_is_one_problem_with_a_suggestion_and_its_line(tm
 def test_unknown_key_without_a_close_match_lists_the_allowed_keys(tmp_path):
     with pytest.raises(InputError, match=r"site\.colour \(line \d+\): unknown field \(a typo\? "
                                          r"allowed under `site:`: timezone, service_limit_kw, "
-                                         r"building_load_csv\)"):
+                                         r"building_load_csv, interconnection\)"):
         load_scenario(case(tmp_path, _set("site.colour", "red")))
 
 
@@ -639,6 +639,332 @@ def test_scenario_from_sessions_rejects_bad_arguments(tmp_path):
     q.write_text("vehicle_id,arrival,departure,arrival_soc\nA,2025-03-03,2025-03-04,0.2\n")
     with pytest.raises(InputError, match=r"soc\.csv: row 1: missing column\(s\) \['energy_kwh'\]"):
         scenario_from_sessions(q, ref, 50, "2025-03-03", "2025-03-05")
+
+
+# --- V2G fields: interconnection, bidirectional vehicle types, the v2g section ---------------
+
+PROGRAM = {"name": "capacity-pilot", "payment_per_kwh": 0.5, "months": [6, 7, 8, 9],
+           "window_start_hour": 17, "window_end_hour": 20, "cap_hours_per_year": 40}
+
+
+def _v2g(doc, **v2g):
+    doc["v2g"] = v2g
+
+
+def _full_v2g(doc):
+    doc["site"]["interconnection"] = {"status": "approved", "export_limit_kw": 200,
+                                      "anti_islanding": True}
+    doc["vehicle_types"][1].update(bidirectional_modes=["DC"], j3072_certified=True,
+                                   max_discharge_kw=40, discharge_efficiency=0.88)
+    _v2g(doc, degradation_per_kwh=0.04, export_price_csv="export_prices.csv",
+         programs=["emergency-2-per-kwh", PROGRAM], premium_per_port_usd=3500,
+         discount_rate=0.05, years=12, readiness_risk_threshold=0.02)
+
+
+def _prices(path: Path, freq: str, values) -> None:
+    idx = pd.date_range("2025-03-03", "2025-03-05", freq=freq, inclusive="left", tz=TZ)
+    pd.DataFrame({"timestamp": idx.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                  "price_per_kwh": np.resize(values, len(idx))}).to_csv(path, index=False)
+
+
+def test_v2g_fields_round_trip_into_the_domain(tmp_path):
+    from fleetcharge.domain import Interconnection
+    from fleetcharge.v2g.programs import ELRP_LIKE, Program
+
+    p = case(tmp_path, _full_v2g)
+    _prices(p.parent / "export_prices.csv", "h", [0.10, 0.30])  # hourly: repeated per step
+    sc = load_scenario(p)
+    assert sc.site.interconnection == Interconnection("approved", 200.0, True)
+    bus = sc.vehicle("BUS-1").type
+    assert (bus.bidirectional, bus.bidirectional_modes, bus.j3072_certified) == (
+        True, ("DC",), True)
+    assert (bus.max_discharge_kw, bus.discharge_efficiency) == (40, 0.88)
+    assert bus.max_discharge_kw_on(sc.charger("DC-1")) == 40  # min(50 port, 60 bus, 40)
+    assert bus.max_discharge_kw_on(sc.charger("L2-01")) == 0  # AC is not among its modes
+    v = sc.v2g
+    assert v.programs == (ELRP_LIKE, Program("capacity-pilot", 0.5, frozenset({6, 7, 8, 9}),
+                                             17, 20, 40.0))
+    assert (v.degradation_per_kwh, v.premium_per_port_usd, v.discount_rate, v.years,
+            v.readiness_risk_threshold) == (0.04, 3500, 0.05, 12, 0.02)
+    prices = v.export_price_per_kwh
+    assert prices.index.equals(sc.horizon.index) and prices.name == "export_price_per_kwh"
+    assert prices.iloc[:8].tolist() == [0.10] * 4 + [0.30] * 4
+    assert sc.metadata["warnings"] == []
+
+
+def test_finer_export_prices_are_averaged_and_may_be_negative(tmp_path):
+    p = case(tmp_path, lambda d: _v2g(d, export_price_csv="export_prices.csv"))
+    _prices(p.parent / "export_prices.csv", "5min", [-0.03, 0.0, 0.06])
+    assert np.allclose(load_scenario(p).v2g.export_price_per_kwh, 0.01)
+
+
+def test_without_v2g_fields_the_defaults_are_todays_behaviour():
+    from fleetcharge.domain import Interconnection, V2GSettings, VehicleType
+
+    sc = load_scenario(MINI / "scenario.yaml")
+    assert sc.site.interconnection == Interconnection()
+    assert sc.site.interconnection.export_allowed_kw == 0
+    assert sc.v2g == V2GSettings()
+    bus = sc.vehicle("BUS-1").type  # bidirectional without modes: both AC and DC
+    default = VehicleType("x", 1, 1, 1)
+    assert bus.bidirectional and bus.bidirectional_modes == default.bidirectional_modes
+    assert (bus.j3072_certified, bus.max_discharge_kw, bus.discharge_efficiency) == (
+        default.j3072_certified, default.max_discharge_kw, default.discharge_efficiency)
+    assert bus.max_discharge_kw_on(sc.charger("DC-1")) == 50  # its charging limit there
+
+
+def test_approved_with_zero_export_loads_with_a_warning(tmp_path):
+    def edit(doc):
+        doc["site"]["interconnection"] = {"status": "approved", "export_limit_kw": 0}
+
+    p = case(tmp_path, edit)
+    sc = load_scenario(p)
+    assert sc.site.interconnection.status == "approved"
+    assert sc.site.interconnection.export_allowed_kw == 0
+    line = next(i for i, t in enumerate(p.read_text().splitlines(), 1)
+                if t.strip() == "interconnection:")
+    assert sc.metadata["warnings"] == [
+        f"{p}: site.interconnection (line {line}): approved with export limit 0 kW: "
+        "behind-the-meter only (discharge can lower the site's import but not export; set "
+        "export_limit_kw to the agreement's limit to export)"]
+
+
+def test_discharge_fields_on_a_type_that_is_not_bidirectional_warn(tmp_path):
+    sc = load_scenario(case(tmp_path, lambda d: d["vehicle_types"][0].update(
+        bidirectional_modes=["AC"], max_discharge_kw=5)))
+    assert len(sc.metadata["warnings"]) == 1
+    assert re.search(r"vehicle_types\[0\] \(line \d+\): bidirectional_modes, max_discharge_kw "
+                     r"ignored because type 'van' is not bidirectional \(set bidirectional: "
+                     r"true", sc.metadata["warnings"][0])
+
+
+def test_a_single_mode_may_be_written_without_a_list(tmp_path):
+    sc = load_scenario(case(tmp_path, _set("vehicle_types.1.bidirectional_modes", "AC")))
+    assert sc.vehicle("BUS-1").type.bidirectional_modes == ("AC",)
+
+
+def _bus(**fields) -> Callable[[dict], None]:
+    return lambda doc: doc["vehicle_types"][1].update(**fields)
+
+
+def _program(entry) -> Callable[[dict], None]:
+    return lambda doc: _v2g(doc, programs=["emergency-2-per-kwh", entry])
+
+
+V2G_REJECTIONS = {
+    "status": (
+        _set("site.interconnection", {"status": "aproved"}),
+        r"site\.interconnection\.status \(line \d+\): status 'aproved' is not one of none, "
+        r"applied, approved \(did you mean 'approved'\?\); none = no agreement",
+    ),
+    "negative export limit": (
+        _set("site.interconnection", {"status": "applied", "export_limit_kw": -5}),
+        r"site\.interconnection\.export_limit_kw \(line \d+\): export_limit_kw -5\.0 must be ≥ "
+        r"0 kW .*use 0 for no export \(behind the meter only\)",
+    ),
+    "interconnection typo": (
+        _set("site.interconnection", {"status": "approved", "export_limit": 5}),
+        r"site\.interconnection\.export_limit \(line \d+\): unknown field \(a typo\? did you "
+        r"mean `export_limit_kw`\?\)",
+    ),
+    "mode": (
+        _bus(bidirectional_modes=["DC", "V2H"]),
+        r"vehicle_types\[1\]\.bidirectional_modes \(line \d+\): bidirectional mode 'V2H' is not "
+        r"AC or DC; write \[AC\], \[DC\] or \[AC, DC\]",
+    ),
+    "mode case": (
+        _bus(bidirectional_modes=["dc"]),
+        r"bidirectional mode 'dc' is not AC or DC \(did you mean 'DC'\?\)",
+    ),
+    "no modes": (
+        _bus(bidirectional_modes=[]),
+        r"vehicle_types\[1\]\.bidirectional_modes \(line \d+\): bidirectional_modes is empty; "
+        r"list where the vehicle can discharge .* or set bidirectional: false",
+    ),
+    "mode twice": (
+        _bus(bidirectional_modes=["DC", "DC"]),
+        r"bidirectional_modes \['DC', 'DC'\] lists a mode twice; list each once",
+    ),
+    "discharge efficiency above 1": (
+        _bus(discharge_efficiency=92),
+        r"vehicle_types\[1\]\.discharge_efficiency \(line \d+\): discharge_efficiency 92\.0 must "
+        r"be in \(0, 1\]: .*e\.g\. 0\.92 for 92 % \(got 92\)",
+    ),
+    "discharge efficiency 0": (
+        _bus(discharge_efficiency=0),
+        r"vehicle_types\[1\]\.discharge_efficiency \(line \d+\): discharge_efficiency 0\.0 must "
+        r"be in \(0, 1\]",
+    ),
+    "discharge power 0": (
+        _bus(max_discharge_kw=0),
+        r"vehicle_types\[1\]\.max_discharge_kw \(line \d+\): max_discharge_kw 0\.0 must be > 0 "
+        r"kW; delete it to use the charging limit",
+    ),
+    "unknown preset": (
+        _program("emergency-2-per-kw"),
+        r"v2g\.programs\[1\] \(line \d+\): unknown program preset 'emergency-2-per-kw' \(did you "
+        r"mean 'emergency-2-per-kwh'\?\); presets are emergency-2-per-kwh, or define it in full "
+        r"as a mapping with name, payment_per_kwh, months, window_start_hour, window_end_hour, "
+        r"cap_hours_per_year",
+    ),
+    "program neither name nor mapping": (
+        _program(5),
+        r"v2g\.programs\[1\] \(line \d+\): a program is a preset name \(emergency-2-per-kwh\) "
+        r"or a mapping with name, payment_per_kwh",
+    ),
+    "program value": (
+        _program({**PROGRAM, "months": [6, 13]}),
+        r"v2g\.programs\[1\] \(line \d+\): program 'capacity-pilot': months must be a non-empty "
+        r"set of 1–12, got \[6, 13\]",
+    ),
+    "program window": (
+        _program({**PROGRAM, "window_start_hour": 22, "window_end_hour": 2}),
+        r"v2g\.programs\[1\] \(line \d+\): program 'capacity-pilot': window must satisfy 0 ≤ "
+        r"start < end ≤ 24 h, got 22–2; split a window past midnight",
+    ),
+    "program negative payment": (
+        _program({**PROGRAM, "payment_per_kwh": -1}),
+        r"program 'capacity-pilot': payment_per_kwh must be ≥ 0, got -1",
+    ),
+    "program typo": (
+        _program({**{k: v for k, v in PROGRAM.items() if k != "cap_hours_per_year"},
+                  "cap_hours_per_yr": 40}),
+        r"v2g\.programs\[1\]\.cap_hours_per_yr \(line \d+\): unknown field \(a typo\? did you "
+        r"mean `cap_hours_per_year`\? it is required; rename the key\)",
+    ),
+    "program missing field": (
+        _program({k: v for k, v in PROGRAM.items() if k != "months"}),
+        r"v2g\.programs\[1\]\.months \(line \d+\): required field missing; add `months:` under "
+        r"`v2g\.programs\[1\]:`",
+    ),
+    "program type": (
+        _program({**PROGRAM, "window_start_hour": "5pm"}),
+        r"v2g\.programs\[1\]\.window_start_hour \(line \d+\): Input should be a valid integer",
+    ),
+    "program twice": (
+        lambda doc: _v2g(doc, programs=["emergency-2-per-kwh", "emergency-2-per-kwh"]),
+        r"v2g \(line \d+\): program 'emergency-2-per-kwh' is listed twice \(programs\[0\] and "
+        r"programs\[1\]\); list each program once",
+    ),
+    "discount rate as a percentage": (
+        lambda doc: _v2g(doc, discount_rate=7),
+        r"v2g\.discount_rate \(line \d+\): discount_rate 7\.0 must be in \[0, 1\): a fraction "
+        r"per year, e\.g\. 0\.07 for 7 %",
+    ),
+    "years": (
+        lambda doc: _v2g(doc, years=0),
+        r"v2g\.years \(line \d+\): years 0 must be ≥ 1",
+    ),
+    "risk threshold": (
+        lambda doc: _v2g(doc, readiness_risk_threshold=5),
+        r"v2g\.readiness_risk_threshold \(line \d+\): readiness_risk_threshold 5\.0 must be in "
+        r"\[0, 1\]: a probability",
+    ),
+    "negative degradation": (
+        lambda doc: _v2g(doc, degradation_per_kwh=-0.01),
+        r"v2g\.degradation_per_kwh \(line \d+\): degradation_per_kwh -0\.01 must be ≥ 0 \$/kWh",
+    ),
+    "negative premium": (
+        lambda doc: _v2g(doc, premium_per_port_usd=-1),
+        r"v2g\.premium_per_port_usd \(line \d+\): premium_per_port_usd -1\.0 must be ≥ 0",
+    ),
+    "v2g typo": (
+        lambda doc: _v2g(doc, premium_per_port=3500),
+        r"v2g\.premium_per_port \(line \d+\): unknown field \(a typo\? did you mean "
+        r"`premium_per_port_usd`\?\)",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(V2G_REJECTIONS))
+def test_v2g_rejections_name_the_yaml_path_line_and_fix(tmp_path, name):
+    edit, pattern = V2G_REJECTIONS[name]
+    p = case(tmp_path, edit)
+    with pytest.raises(InputError, match=r"(?s)scenario\.yaml: .*1 problem in the scenario "
+                                         r"file.*" + pattern) as info:
+        load_scenario(p)
+    assert info.value.file == str(p)
+
+
+def test_v2g_error_names_the_exact_line(tmp_path):
+    d = tmp_path / "case"
+    shutil.copytree(MINI, d)
+    p = d / "scenario.yaml"
+    p.write_text(p.read_text() + "v2g:\n  programs:\n    - emergency-2-per-kwh\n"
+                 "    - elrp\n")
+    n = len(p.read_text().splitlines())
+    with pytest.raises(InputError, match=rf"  - v2g\.programs\[1\] \(line {n}\): unknown "
+                                         r"program preset 'elrp'"):
+        load_scenario(p)
+
+
+def test_program_fields_follow_the_program_class():
+    import inspect
+
+    from fleetcharge.scenario.schema import PROGRAM_PRESETS, ProgramModel
+    from fleetcharge.v2g.programs import ELRP_LIKE, Program
+
+    assert list(ProgramModel.model_fields) == list(inspect.signature(Program).parameters)
+    assert PROGRAM_PRESETS == {ELRP_LIKE.name: ELRP_LIKE}
+
+
+PRICES = "timestamp,price_per_kwh\n"
+
+PRICE_REJECTIONS = {
+    "missing file": (
+        None,
+        r"scenario\.yaml: v2g\.export_price_csv \(line \d+\): export price CSV "
+        r"'export_prices\.csv' not found \(looked for .*export_prices\.csv\); check the path",
+    ),
+    "missing column": (
+        "timestamp,price\n2025-03-03 00:00,1\n2025-03-03 01:00,1\n",
+        r"export_prices\.csv: row 1: missing column\(s\) \['price_per_kwh'\]; the export price "
+        r"CSV needs \['timestamp', 'price_per_kwh'\] \(found \['timestamp', 'price'\]\)",
+    ),
+    "unknown column": (
+        "timestamp,price_per_kwh,kw\n2025-03-03 00:00,1,1\n2025-03-03 01:00,1,1\n",
+        r"export_prices\.csv: row 1: unknown column\(s\) \['kw'\]",
+    ),
+    "bad number": (
+        PRICES + "2025-03-03 00:00,0.1\n2025-03-03 01:00,$0.12\n",
+        r"export_prices\.csv: row 3, column price_per_kwh: cannot read price_per_kwh '\$0\.12' "
+        r"as a number; write a plain decimal number",
+    ),
+    "empty price": (
+        PRICES + "2025-03-03 00:00,0.1\n2025-03-03 01:00,\n",
+        r"export_prices\.csv: row 3, column price_per_kwh: missing price_per_kwh value",
+    ),
+    "one row": (
+        PRICES + "2025-03-03 00:00,0.1\n",
+        r"export_prices\.csv: 1 data row\(s\); an export price series needs at least two",
+    ),
+    "bad timestamp": (
+        PRICES + "2025-03-03 00:00,0.1\n03/03/2025 01:00,0.1\n",
+        r"export_prices\.csv: row 3, column timestamp: timestamp '03/03/2025 01:00' is not "
+        r"ISO 8601",
+    ),
+    "irregular": (
+        PRICES + "2025-03-03 00:00,1\n2025-03-03 01:00,1\n2025-03-03 01:30,1\n"
+                 "2025-03-03 02:30,1\n",
+        r"export_prices\.csv: column timestamp: rows 3 and 4 .* are 30 min apart but the series "
+        r"is every 60 min",
+    ),
+    "short": (
+        PRICES + "2025-03-03 00:00,1\n2025-03-03 01:00,1\n",
+        r"export_prices\.csv: column timestamp: export price series covers .* but the horizon "
+        r"is .*supply data for the whole horizon",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(PRICE_REJECTIONS))
+def test_export_price_csv_rejections(tmp_path, name):
+    text, pattern = PRICE_REJECTIONS[name]
+    p = case(tmp_path, lambda d: _v2g(d, export_price_csv="export_prices.csv"))
+    if text is not None:
+        (p.parent / "export_prices.csv").write_text(text)
+    with pytest.raises(InputError, match=pattern):
+        load_scenario(p)
 
 
 # --- the bundled example -----------------------------------------------------------------------

@@ -170,6 +170,48 @@ def plan(
 
 
 @app.command()
+def v2g(
+    scenario_file: Annotated[Path, typer.Argument(metavar="SCENARIO.yaml",
+                                                  help="Scenario file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the study as JSON.")] = False,
+    out_dir: Annotated[Optional[Path], typer.Option(
+        "--out", help="Write summary.json, stack/envelope/firm-capacity CSVs, the V2G plan "
+                      "and report.html here.")] = None,
+    samples: Annotated[int, typer.Option(help="Monte Carlo samples for readiness risk.")] = 200,
+    seed: Annotated[int, typer.Option(help="Random seed of the Monte Carlo.")] = 7,
+) -> None:
+    """Is V2G an opportunity or a distraction for this fleet? The verdict, with the numbers."""
+    from fleetcharge.scenario import load_scenario
+    from fleetcharge.v2g.report import verdict_screen, write_study
+    from fleetcharge.v2g.study import run_study, study_json
+
+    if out_dir is not None:
+        try:
+            _check_out_dir(out_dir)
+        except InputError as exc:
+            _fail(exc)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            if samples < 1:
+                raise InputError(f"--samples must be at least 1, got {samples}",
+                                 location="--samples")
+            study = run_study(load_scenario(scenario_file), samples=samples, seed=seed)
+        except InputError as exc:
+            _show_warnings(caught)
+            _fail(exc)
+    _show_warnings(caught)
+    if as_json:
+        _print_json(study_json(study))
+    else:
+        out.print(verdict_screen(study))
+    if out_dir is not None:
+        written = write_study(study, out_dir)
+        err.print(escape(f"report: {out_dir / 'report.html'}  ({len(written)} files in "
+                         f"{out_dir})"), soft_wrap=True)
+
+
+@app.command()
 def bill(
     tariff: Annotated[str, typer.Option(help="Tariff JSON path or library name.")],
     load: Annotated[Path, typer.Option(help="CSV with columns timestamp,kw (import +, export −).")],

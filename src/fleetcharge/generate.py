@@ -23,6 +23,12 @@ Choices documented here because they shape results:
 - **Service limit** = 60 % of the sum of port ratings plus the building's peak, rounded up to
   50 kW: depots are rarely built for every port at full power at once, which is exactly why
   managed charging matters; every session still fits its own dwell at its own cap.
+- **V2G (school-buses only)**: the buses discharge on DC only (``bidirectional_modes: [DC]``,
+  the charger is the inverter, so no J3072 certification is needed); the site has an approved
+  interconnection agreement with anti-islanding and an export limit of 60 % of the
+  bidirectional DC port ratings (omitted when the fleet is too small to have a DC port); the
+  ``v2g:`` section names the ELRP-like emergency program and a $3,500 bidirectional premium per
+  port. Vans and transit buses are not bidirectional and get no V2G settings.
 - **Feasibility**: every session's energy fits in 90 % of ``cap × dwell`` (a day's energy is
   shortened when a dwell is too short), so unmanaged charging meets every target.
 - Each vehicle starts the horizon plugged in at its target SOC (a zero-energy session until
@@ -54,6 +60,7 @@ import yaml
 from fleetcharge.errors import InputError
 from fleetcharge.scenario.schema import check_timezone
 from fleetcharge.timegrid import ALLOWED_RESOLUTIONS_MIN
+from fleetcharge.v2g.programs import ELRP_LIKE
 
 Kind = Literal["delivery-vans", "school-buses", "transit-buses"]
 KINDS: tuple[str, ...] = ("delivery-vans", "school-buses", "transit-buses")
@@ -65,6 +72,10 @@ FEASIBLE_SHARE = 0.9
 TARGET_SOC, MIN_SOC = 0.9, 0.1
 #: days simulated past the horizon to find each vehicle's next departure
 LOOK_AHEAD_DAYS = 7
+#: school buses: export limit as a share of the bidirectional DC port ratings
+EXPORT_SHARE = 0.6
+#: school buses: extra cost of a bidirectional port over a V1G one [$]
+BIDIRECTIONAL_PREMIUM_USD = 3500
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,7 @@ class _Type:
     chemistry: str
     kwh_per_mile: float
     share: float
+    bidirectional_modes: tuple[str, ...] = ()  # written only when given
 
 
 @dataclass(frozen=True)
@@ -99,8 +111,8 @@ FLEETS: dict[str, tuple[tuple[_Type, ...], tuple[_Port, ...]]] = {
         (L2,),
     ),
     "school-buses": (
-        (_Type("school-bus-155", 140, 19.2, 60, 0.90, True, "NMC", 1.21, 0.5),
-         _Type("school-bus-226", 200, 19.2, 60, 0.90, True, "NMC", 1.40, 0.5)),
+        (_Type("school-bus-155", 140, 19.2, 60, 0.90, True, "NMC", 1.21, 0.5, ("DC",)),
+         _Type("school-bus-226", 200, 19.2, 60, 0.90, True, "NMC", 1.40, 0.5, ("DC",))),
         (_Port("DC", 60.0, 0.0, "DC", True, 1 / 3), _Port("L2", 19.2, 1.44, "AC", False, 2 / 3)),
     ),
     "transit-buses": (
@@ -383,7 +395,7 @@ def generate_scenario(
         types = (_Type(label, usable_kwh or t0.usable_kwh,
                        max_ac_kw if max_ac_kw is not None else t0.max_ac_kw, t0.max_dc_kw,
                        t0.charge_efficiency, t0.bidirectional, t0.chemistry, t0.kwh_per_mile,
-                       1.0),)
+                       1.0, t0.bidirectional_modes),)
     rng = np.random.default_rng(seed)
     n = int(vehicles)
     width = max(2, len(str(n)))
@@ -452,14 +464,22 @@ def generate_scenario(
             "home_charger_template": f"{p.prefix}-{{:0{width}d}}",
         })
     used_types = sorted(set(type_of))
+    v2g = kind == "school-buses"
+    bidi_dc_kw = sum(ports[p].max_kw for p in port_of
+                     if ports[p].bidirectional and ports[p].current_type == "DC")
+    export_kw = round(EXPORT_SHARE * bidi_dc_kw, 1)
+    site = {"timezone": tz, "service_limit_kw": service_kw,
+            **({"building_load_csv": "building.csv"} if building_load else {})}
+    if v2g and export_kw > 0:
+        site["interconnection"] = {"status": "approved", "export_limit_kw": export_kw,
+                                   "anti_islanding": True}
     doc = {
         "name": name or f"{kind}-{n}",
         "description": (
             f"Synthetic {kind} depot: {n} vehicles, {days} days from {day0}, seed {seed} "
             "(fleetcharge.generate)."
         ),
-        "site": {"timezone": tz, "service_limit_kw": service_kw,
-                 **({"building_load_csv": "building.csv"} if building_load else {})},
+        "site": site,
         "tariff": tariff_ref,
         "billing": {"start": day0, "end": day0 + dt.timedelta(days=int(days)), "cycle_day": 1},
         "resolution_min": resolution_min,
@@ -469,19 +489,27 @@ def generate_scenario(
             {"name": types[k].name, "usable_kwh": types[k].usable_kwh,
              "max_ac_kw": types[k].max_ac_kw, "max_dc_kw": types[k].max_dc_kw,
              "charge_efficiency": types[k].charge_efficiency,
-             "bidirectional": types[k].bidirectional, "chemistry": types[k].chemistry,
-             "kwh_per_mile": types[k].kwh_per_mile}
+             "bidirectional": types[k].bidirectional,
+             **({"bidirectional_modes": list(types[k].bidirectional_modes)}
+                if types[k].bidirectional_modes else {}),
+             "chemistry": types[k].chemistry, "kwh_per_mile": types[k].kwh_per_mile}
             for k in used_types
         ],
         "vehicles": vehicles_yaml,
         "sessions_csv": "sessions.csv",
     }
+    if v2g:
+        doc["v2g"] = {"programs": [ELRP_LIKE.name],
+                      "premium_per_port_usd": BIDIRECTIONAL_PREMIUM_USD}
     header = (
         f"# Generated by fleetcharge.generate.generate_scenario({kind!r}, vehicles={n}, "
         f"days={days}, seed={seed}).\n"
         f"# Service limit = {SERVICE_SHARE:.0%} of the port ratings ({port_kw_total:g} kW) + "
         f"building peak ({building_peak:g} kW), rounded up to 50 kW.\n"
     )
+    if "interconnection" in site:
+        header += (f"# Export limit = {EXPORT_SHARE:.0%} of the bidirectional DC port ratings "
+                   f"({bidi_dc_kw:g} kW).\n")
     files["scenario.yaml"] = header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True,
                                                      width=100)
     _write_atomic(out_dir, files)

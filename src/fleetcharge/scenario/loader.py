@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,15 +12,28 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from fleetcharge.domain import Charger, Scenario, Site, Vehicle, VehicleType
+from fleetcharge.domain import (
+    Charger,
+    Interconnection,
+    Scenario,
+    Site,
+    V2GSettings,
+    Vehicle,
+    VehicleType,
+)
 from fleetcharge.errors import ConsistencyError, InputError
 from fleetcharge.loadcsv import read_load_csv
 from fleetcharge.scenario.schema import (
+    Loc,
     ScenarioModel,
+    V2GModel,
+    VehicleTypeModel,
     check_timezone,
+    describe_loc,
     expand_chargers,
     expand_vehicles,
     parse_scenario_model,
+    yaml_key_lines,
 )
 from fleetcharge.scenario.sessions import (
     SESSION_COLUMNS_OPTIONAL,
@@ -34,6 +48,7 @@ from fleetcharge.scenario.sessions import (
 from fleetcharge.scenario.tables import (
     column_or_empty,
     parse_numbers,
+    read_price_csv,
     read_table,
     reindex_load,
     require_ids,
@@ -140,6 +155,8 @@ def load_scenario(path: str | Path) -> Scenario:
         Frozen domain objects on the horizon ``[billing.start, billing.end)``. ``metadata``
         holds ``source``, ``input`` (``"sessions"``/``"trips"``), ``warnings``,
         ``clipped_sessions``, ``dropped_sessions`` and ``kwh_per_mile`` by vehicle type.
+        ``site.interconnection`` and ``v2g`` hold the V2G settings (their defaults when the YAML
+        has none: no agreement, no programs).
 
     Raises
     ------
@@ -166,7 +183,7 @@ def load_scenario(path: str | Path) -> Scenario:
         raise InputError("the scenario file is not UTF-8 text", file=file) from None
     model = parse_scenario_model(data, file, text)
     base = path.parent
-    return _scenario_from_model(model, base, file)
+    return _scenario_from_model(model, base, file, text)
 
 
 def _folder_hint(folder: Path) -> str:
@@ -184,7 +201,68 @@ def _folder_hint(folder: Path) -> str:
     return "is a folder with no .yaml file in it; give the path of the scenario YAML"
 
 
-def _scenario_from_model(model: ScenarioModel, base: Path, file: str) -> Scenario:
+def _vehicle_type(t: VehicleTypeModel) -> VehicleType:
+    """The domain type; V2G fields not given in the YAML keep the domain's defaults."""
+    v2g = {k: getattr(t, k) for k in ("bidirectional_modes", "max_discharge_kw",
+                                       "discharge_efficiency") if getattr(t, k) is not None}
+    return VehicleType(name=t.name, usable_kwh=t.usable_kwh, max_ac_kw=t.max_ac_kw,
+                       max_dc_kw=t.max_dc_kw, charge_efficiency=t.charge_efficiency,
+                       bidirectional=t.bidirectional, chemistry=t.chemistry,
+                       j3072_certified=t.j3072_certified, **v2g)
+
+
+def _v2g_warnings(model: ScenarioModel, file: str,
+                  where: Callable[[Loc], str]) -> list[str]:
+    """Settings that load but probably do not mean what was intended."""
+    out = []
+    ic = model.site.interconnection
+    if ic is not None and ic.status == "approved" and ic.export_limit_kw == 0:
+        out.append(f"{file}: {where(('site', 'interconnection'))}: approved with export limit "
+                   "0 kW: behind-the-meter only (discharge can lower the site's import but not "
+                   "export; set export_limit_kw to the agreement's limit to export)")
+    for i, t in enumerate(model.vehicle_types):
+        ignored = [k for k in ("bidirectional_modes", "max_discharge_kw", "discharge_efficiency")
+                   if getattr(t, k) is not None]
+        if ignored and not t.bidirectional:
+            out.append(f"{file}: {where(('vehicle_types', i))}: {', '.join(ignored)} "
+                       f"ignored because type {t.name!r} is not bidirectional (set "
+                       "bidirectional: true to let it discharge)")
+    return out
+
+
+def _v2g_settings(v2g: V2GModel | None, base: Path, horizon: Horizon, tz: str, file: str,
+                  where: Callable[[Loc], str]) -> V2GSettings:
+    if v2g is None:
+        return V2GSettings()
+    given = {k: getattr(v2g, k) for k in ("degradation_per_kwh", "premium_per_port_usd",
+                                          "discount_rate", "years", "readiness_risk_threshold")
+             if getattr(v2g, k) is not None}
+    prices = None
+    if v2g.export_price_csv is not None:
+        csv_path = base / v2g.export_price_csv
+        if not csv_path.is_file():
+            raise InputError(
+                f"export price CSV {v2g.export_price_csv!r} not found (looked for {csv_path}); "
+                "check the path, which is relative to the scenario file's folder",
+                file=file, location=where(("v2g", "export_price_csv")),
+            )
+        prices = reindex_load(read_price_csv(csv_path, tz), horizon, str(csv_path),
+                              what="export price series", name="export_price_per_kwh")
+    return V2GSettings(export_price_per_kwh=prices,
+                       programs=tuple(p.to_program() for p in v2g.programs), **given)
+
+
+def _scenario_from_model(model: ScenarioModel, base: Path, file: str,
+                         text: str | None = None) -> Scenario:
+    lines: dict[Loc, int] | None = None
+
+    def where(loc: Loc) -> str:
+        """The YAML path of ``loc`` with its line (the text is only parsed again if needed)."""
+        nonlocal lines
+        if lines is None:
+            lines = yaml_key_lines(text) if text is not None else {}
+        return describe_loc(loc, lines)
+
     tz = model.site.timezone
     horizon = _horizon(model.billing.start, model.billing.end, model.resolution_min, tz, file,
                        _YAML_NAMES)
@@ -196,12 +274,7 @@ def _scenario_from_model(model: ScenarioModel, base: Path, file: str) -> Scenari
                 j3072_certified=e.model.j3072_certified)
         for e in exp_chargers
     )
-    types = {
-        t.name: VehicleType(name=t.name, usable_kwh=t.usable_kwh, max_ac_kw=t.max_ac_kw,
-                            max_dc_kw=t.max_dc_kw, charge_efficiency=t.charge_efficiency,
-                            bidirectional=t.bidirectional, chemistry=t.chemistry)
-        for t in model.vehicle_types
-    }
+    types = {t.name: _vehicle_type(t) for t in model.vehicle_types}
     exp_vehicles = expand_vehicles(model, file, {c.id for c in chargers})
     by_id = {c.id: c for c in chargers}
     vehicles = []
@@ -238,15 +311,19 @@ def _scenario_from_model(model: ScenarioModel, base: Path, file: str) -> Scenari
 
     building_path = base / model.site.building_load_csv if model.site.building_load_csv else None
     building = _building(building_path, horizon, tz)
+    v2g = _v2g_settings(model.v2g, base, horizon, tz, file, where)
     tariff = _load_tariff(model.tariff, base, file, "tariff")
     meta = _finish_metadata(
-        meta, warnings, source=file, input=kind, kwh_per_mile=kwh_per_mile,
-        description=model.description,
+        meta, _v2g_warnings(model, file, where) + warnings, source=file, input=kind,
+        kwh_per_mile=kwh_per_mile, description=model.description,
     )
+    ic = model.site.interconnection
+    interconnection = Interconnection() if ic is None else Interconnection(
+        status=ic.status, export_limit_kw=ic.export_limit_kw, anti_islanding=ic.anti_islanding)
     return Scenario(
         name=model.name,
         site=Site(timezone=tz, service_limit_kw=model.site.service_limit_kw,
-                  building_load_kw=building),
+                  building_load_kw=building, interconnection=interconnection),
         chargers=chargers,
         vehicle_types=tuple(types.values()),
         vehicles=tuple(vehicles),
@@ -255,6 +332,7 @@ def _scenario_from_model(model: ScenarioModel, base: Path, file: str) -> Scenari
         horizon=horizon,
         billing_cycle_day=model.billing.cycle_day,
         metadata=meta,
+        v2g=v2g,
     )
 
 

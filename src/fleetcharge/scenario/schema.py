@@ -12,15 +12,29 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import inspect
+import math
+import typing
 import zoneinfo
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from fleetcharge.errors import ConsistencyError, InputError
 from fleetcharge.timegrid import ALLOWED_RESOLUTIONS_MIN
+from fleetcharge.v2g.programs import ELRP_LIKE, Program
 
 DateLike = dt.datetime | dt.date | str
 
@@ -40,12 +54,56 @@ def check_timezone(name: str) -> str:
     return name
 
 
+def _close(value: Any, choices: list[str] | tuple[str, ...]) -> str:
+    """`` (did you mean 'X'?)`` for a near miss of one of ``choices``, else ``""``."""
+    by_lower = {c.lower(): c for c in choices}
+    text = str(value).strip().lower()
+    if text in by_lower:
+        return f" (did you mean {by_lower[text]!r}?)"
+    close = difflib.get_close_matches(text, list(by_lower), n=1, cutoff=0.6)
+    return f" (did you mean {by_lower[close[0]]!r}?)" if close else ""
+
+
+INTERCONNECTION_STATUSES: tuple[str, ...] = ("none", "applied", "approved")
+
+
+class InterconnectionModel(_Strict):
+    """``site.interconnection:`` — the agreement to run V2G in parallel with the grid."""
+
+    status: Literal["none", "applied", "approved"] = "none"
+    export_limit_kw: float = 0.0
+    anti_islanding: bool = False
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _status(cls, v: Any) -> Any:
+        if v not in INTERCONNECTION_STATUSES:
+            hint = _close(v, INTERCONNECTION_STATUSES)
+            raise ValueError(
+                f"status {v!r} is not one of none, applied, approved{hint}"
+                "; none = no agreement, applied = applied for, approved = signed (export up to "
+                "export_limit_kw)"
+            )
+        return v
+
+    @field_validator("export_limit_kw")
+    @classmethod
+    def _limit(cls, v: float) -> float:
+        if not (math.isfinite(v) and v >= 0):
+            raise ValueError(
+                f"export_limit_kw {v!r} must be ≥ 0 kW (the most the site may send to the grid); "
+                "use 0 for no export (behind the meter only)"
+            )
+        return v
+
+
 class SiteModel(_Strict):
     """``site:`` — the depot's grid connection."""
 
     timezone: str = "UTC"
     service_limit_kw: float = Field(gt=0)
     building_load_csv: str | None = None
+    interconnection: InterconnectionModel | None = None
 
     _tz = field_validator("timezone")(check_timezone)
 
@@ -150,12 +208,57 @@ class VehicleTypeModel(_Strict):
     bidirectional: bool = False
     chemistry: str = "NMC"
     kwh_per_mile: float | None = Field(default=None, gt=0)
+    # V2G; None means "not given": the domain default applies (VehicleType)
+    bidirectional_modes: tuple[Literal["AC", "DC"], ...] | None = None
+    j3072_certified: bool = False
+    max_discharge_kw: float | None = None
+    discharge_efficiency: float | None = None
 
     @model_validator(mode="after")
     def _can_charge(self) -> VehicleTypeModel:
         if self.max_ac_kw == 0 and self.max_dc_kw == 0:
             raise ValueError("max_ac_kw and max_dc_kw are both 0: the vehicle cannot charge")
         return self
+
+    @field_validator("bidirectional_modes", mode="before")
+    @classmethod
+    def _modes(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        items = [v] if isinstance(v, str) else v
+        if not isinstance(items, (list, tuple)):
+            raise ValueError(f"bidirectional_modes {v!r} must be a list: [AC], [DC] or [AC, DC]")
+        if not items:
+            raise ValueError("bidirectional_modes is empty; list where the vehicle can discharge "
+                             "([AC], [DC] or [AC, DC]) or set bidirectional: false")
+        for m in items:
+            if m not in ("AC", "DC"):
+                raise ValueError(f"bidirectional mode {m!r} is not AC or DC"
+                                 f"{_close(m, ('AC', 'DC'))}; write [AC], [DC] or [AC, DC]")
+        if len(set(items)) < len(items):
+            raise ValueError(f"bidirectional_modes {list(items)} lists a mode twice; "
+                             "list each once")
+        return tuple(items)
+
+    @field_validator("max_discharge_kw")
+    @classmethod
+    def _discharge_kw(cls, v: float | None) -> float | None:
+        if v is not None and not (math.isfinite(v) and v > 0):
+            raise ValueError(
+                f"max_discharge_kw {v!r} must be > 0 kW; delete it to use the charging limit on "
+                "each port, or set bidirectional: false for a vehicle that cannot discharge"
+            )
+        return v
+
+    @field_validator("discharge_efficiency")
+    @classmethod
+    def _discharge_eff(cls, v: float | None) -> float | None:
+        if v is not None and not (math.isfinite(v) and 0 < v <= 1):
+            raise ValueError(
+                f"discharge_efficiency {v!r} must be in (0, 1]: the fraction of the energy "
+                "leaving the battery that reaches the grid, e.g. 0.92 for 92 %"
+            )
+        return v
 
 
 class VehicleModel(_Repeatable):
@@ -186,6 +289,128 @@ class VehicleModel(_Repeatable):
         return self.home_charger
 
 
+#: Programs a scenario may name instead of defining them (``v2g.programs: [<name>]``).
+PROGRAM_PRESETS: dict[str, Program] = {p.name: p for p in (ELRP_LIKE,)}
+
+
+class _ProgramBase(_Strict):
+    """A program definition; the fields are :class:`~fleetcharge.v2g.programs.Program`'s."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, from_attributes=True)
+    _program: Program = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _build(self) -> Any:
+        try:
+            program = Program(**{f: getattr(self, f) for f in type(self).model_fields})
+        except (ValueError, TypeError) as exc:
+            raise ValueError(str(exc)) from None
+        self._program = program
+        return self
+
+    def to_program(self) -> Program:
+        """The validated :class:`Program`."""
+        return self._program
+
+
+def _program_model() -> type[_ProgramBase]:
+    """A pydantic model with the fields of ``Program.__init__`` (kept in step with it)."""
+    hints = typing.get_type_hints(Program)
+    fields: dict[str, Any] = {}
+    for p in inspect.signature(Program).parameters.values():
+        default = ... if p.default is inspect.Parameter.empty else p.default
+        fields[p.name] = (hints.get(p.name, Any), default)
+    return create_model("ProgramModel", __base__=_ProgramBase, **fields)
+
+
+ProgramModel = _program_model()
+
+
+def _program_required() -> list[str]:
+    return [n for n, f in ProgramModel.model_fields.items() if f.is_required()]
+
+
+def _program_entry(v: Any) -> Any:
+    """A preset name becomes its :class:`Program`; a mapping is validated field by field."""
+    if isinstance(v, str):
+        if v not in PROGRAM_PRESETS:
+            raise ValueError(
+                f"unknown program preset {v!r}{_close(v, list(PROGRAM_PRESETS))}; presets are "
+                f"{', '.join(PROGRAM_PRESETS)}, or define it in full as a mapping with "
+                f"{', '.join(_program_required())}"
+            )
+        return PROGRAM_PRESETS[v]
+    if not isinstance(v, dict):
+        raise ValueError(
+            f"a program is a preset name ({', '.join(PROGRAM_PRESETS)}) or a mapping with "
+            f"{', '.join(_program_required())}"
+        )
+    return v
+
+
+class V2GModel(_Strict):
+    """``v2g:`` — what a V2G study needs beyond the fleet. ``None`` = the domain default."""
+
+    degradation_per_kwh: float | None = None
+    export_price_csv: str | None = Field(default=None, min_length=1)
+    programs: list[  # type: ignore[valid-type]
+        Annotated[ProgramModel, BeforeValidator(_program_entry)]] = []
+    premium_per_port_usd: float | None = None
+    discount_rate: float | None = None
+    years: int | None = None
+    readiness_risk_threshold: float | None = None
+
+    @field_validator("degradation_per_kwh")
+    @classmethod
+    def _degradation(cls, v: float | None) -> float | None:
+        if v is not None and not (math.isfinite(v) and v >= 0):
+            raise ValueError(f"degradation_per_kwh {v!r} must be ≥ 0 $/kWh (battery wear per kWh "
+                             "leaving the battery); delete it to use the chemistry's default")
+        return v
+
+    @field_validator("premium_per_port_usd")
+    @classmethod
+    def _premium(cls, v: float | None) -> float | None:
+        if v is not None and not (math.isfinite(v) and v >= 0):
+            raise ValueError(f"premium_per_port_usd {v!r} must be ≥ 0 $ (the extra cost of a "
+                             "bidirectional port over a V1G one)")
+        return v
+
+    @field_validator("discount_rate")
+    @classmethod
+    def _rate(cls, v: float | None) -> float | None:
+        if v is not None and not (math.isfinite(v) and 0 <= v < 1):
+            raise ValueError(f"discount_rate {v!r} must be in [0, 1): a fraction per year, e.g. "
+                             "0.07 for 7 %")
+        return v
+
+    @field_validator("years")
+    @classmethod
+    def _years(cls, v: int | None) -> int | None:
+        if v is not None and v < 1:
+            raise ValueError(f"years {v!r} must be ≥ 1 (the study period in years)")
+        return v
+
+    @field_validator("readiness_risk_threshold")
+    @classmethod
+    def _risk(cls, v: float | None) -> float | None:
+        if v is not None and not (math.isfinite(v) and 0 <= v <= 1):
+            raise ValueError(f"readiness_risk_threshold {v!r} must be in [0, 1]: a probability, "
+                             "e.g. 0.05 for 5 %")
+        return v
+
+    @model_validator(mode="after")
+    def _unique_programs(self) -> V2GModel:
+        seen: dict[str, int] = {}
+        for i, p in enumerate(self.programs):
+            name = p.to_program().name
+            if name in seen:
+                raise ValueError(f"program {name!r} is listed twice (programs[{seen[name]}] and "
+                                 f"programs[{i}]); list each program once")
+            seen[name] = i
+        return self
+
+
 class ScenarioModel(_Strict):
     """The whole scenario YAML."""
 
@@ -201,6 +426,7 @@ class ScenarioModel(_Strict):
     vehicles: list[VehicleModel] = Field(min_length=1)
     sessions_csv: str | None = None
     trips_csv: str | None = None
+    v2g: V2GModel | None = None
 
     @field_validator("resolution_min")
     @classmethod
@@ -268,6 +494,12 @@ def yaml_key_lines(text: str) -> dict[Loc, int]:
     if root is not None:
         walk(root, ())
     return out
+
+
+def describe_loc(loc: Loc, lines: dict[Loc, int] | None) -> str:
+    """``site.interconnection (line 7)``: a YAML path and, when known, its line."""
+    line = _line_of(loc, lines or {})
+    return _loc_path(loc) + (f" (line {line})" if line is not None else "")
 
 
 def _line_of(loc: Loc, lines: dict[Loc, int]) -> int | None:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from fleetcharge.errors import InputError
+from fleetcharge.loadcsv import read_load_csv
 from fleetcharge.timegrid import Horizon, infer_resolution_min, to_aware
 
 FIRST_DATA_ROW = 2  # header is row 1
@@ -53,9 +54,10 @@ def read_table(
                          file=file, location="row 1")
     missing = [c for c in required if c not in df.columns]
     if missing:
+        may = f" and may have {list(optional)}" if optional else ""
         raise InputError(
-            f"missing column(s) {missing}; the {what} CSV needs {list(required)} and may have "
-            f"{list(optional)} (found {list(df.columns)})",
+            f"missing column(s) {missing}; the {what} CSV needs {list(required)}{may} "
+            f"(found {list(df.columns)})",
             file=file, location="row 1",
         )
     unknown = [c for c in df.columns if c not in required and c not in optional]
@@ -151,13 +153,33 @@ def require_ids(values: pd.Series, col: str, file: str) -> np.ndarray:
     return values.to_numpy(dtype=object).astype(str)
 
 
-def reindex_load(load_kw: pd.Series, horizon: Horizon, file: str) -> pd.Series:
-    """Put an interval-average kW series on the horizon's steps.
+def read_price_csv(path: Path, timezone: str) -> pd.Series:
+    """Read a ``timestamp,price_per_kwh`` CSV (export prices [$/kWh]) into a regular series.
+
+    Columns, values and row count are checked here (errors name the row and column); the
+    timestamps are checked as a load profile's are (:func:`fleetcharge.loadcsv.read_load_csv`:
+    sorted, regular, no duplicates, DST hints). Negative prices are allowed.
+    """
+    file = str(path)
+    df = read_table(path, required=("timestamp", "price_per_kwh"), optional=(),
+                    what="export price")
+    if len(df) < 2:
+        raise InputError(f"{len(df)} data row(s); an export price series needs at least two "
+                         "to set its resolution, and must cover the horizon", file=file)
+    parse_numbers(df["price_per_kwh"], "price_per_kwh", file, required=True)
+    series = read_load_csv(path, timezone, kw_column="price_per_kwh")
+    return series.rename("price_per_kwh")
+
+
+def reindex_load(load_kw: pd.Series, horizon: Horizon, file: str, *,
+                 what: str = "building load", name: str = "building_kw") -> pd.Series:
+    """Put an interval-average series (kW, or a price) on the horizon's steps.
 
     Finer data is averaged over each step; coarser data is repeated within its interval. Both
     follow from integrating the piecewise-constant power: with cumulative energy ``C(t)``
     (linear inside each input interval), a step's average is ``(C(t+Δ) − C(t)) / Δ``.
-    The series must cover ``[horizon.start, horizon.end)``.
+    The series must cover ``[horizon.start, horizon.end)``; ``what`` names it in that error and
+    ``name`` is the result's name.
     """
     when = load_kw.index
     res_s = infer_resolution_min(when) * 60
@@ -169,7 +191,7 @@ def reindex_load(load_kw: pd.Series, horizon: Horizon, file: str) -> pd.Series:
         first = when[0]
         last_end = when[-1] + pd.Timedelta(seconds=res_s)
         raise InputError(
-            f"building load covers {first} to {last_end} but the horizon is "
+            f"{what} covers {first} to {last_end} but the horizon is "
             f"{horizon.start} to {horizon.end}; supply data for the whole horizon",
             file=file, location="column timestamp",
         )
@@ -177,4 +199,4 @@ def reindex_load(load_kw: pd.Series, horizon: Horizon, file: str) -> pd.Series:
     step_s = horizon.resolution_min * 60
     h = start_s + np.arange(horizon.n_steps + 1) * step_s
     c = np.interp(h, bounds, energy)
-    return pd.Series(np.diff(c) / step_s, index=horizon.index, name="building_kw")
+    return pd.Series(np.diff(c) / step_s, index=horizon.index, name=name)

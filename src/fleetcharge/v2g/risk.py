@@ -1,16 +1,24 @@
 """Readiness risk: how likely a vehicle leaves below target when the day does not go to plan.
 
-Monte Carlo over the things that go wrong at a depot: a vehicle comes back late, leaves early, or
-its last route was heavier than planned (it arrives with less energy). In every sample each
-vehicle follows the plan's power schedule for as long as it is actually plugged in (a plan
-cannot charge a vehicle that is not there), and its SOC at the actual departure is compared with
-its target. A V1G plan that charges late in the dwell and a V2G plan that discharges first and
-recharges late are both exposed; the comparison shows whether V2G raises the risk.
+Monte Carlo over what goes wrong at a depot: a vehicle comes back late, its last route was
+heavier than planned (it arrives with less energy), or it leaves early. The controller is assumed
+to see the first two at plug-in and to make up for them as soon as possible with the charging
+capacity the plan leaves unused (a live re-plan would do at least that); an early departure is a
+surprise, so whatever the plan had scheduled after it is lost. The SOC at the actual departure is
+compared with the target. A V1G plan that charges late in the dwell and a V2G plan that
+discharges first and recharges late are both exposed to early departures; comparing them shows
+whether V2G raises the risk.
 
-Distributions (all configurable, seeds fixed): with probability ``p_late`` the arrival is late by
-an exponential delay with mean ``late_mean_min``; likewise ``p_early``/``early_mean_min`` for
-the departure; the route energy is scaled by a lognormal factor with ``route_sigma``
-(``exp(σZ − σ²/2)``, mean 1) and the extra energy comes out of the arrival SOC.
+In numbers, per vehicle and sample, with the actual plug-in window [a', d'] and the plan's
+battery power p_t (η_c·c − d/η_d) and spare s_t = η_c·c̄·f_t − p_t:
+
+    gain = Σ_{t∈[a',d']} p_t Δ + min(K, Σ_{t∈[a',d']} s_t Δ),
+    K = Σ_{t∈[a, a']} p_t Δ + extra route energy
+
+Distributions (configurable, seeds fixed): with probability ``p_late`` the arrival is late by an
+exponential delay with mean ``late_mean_min``; likewise ``p_early``/``early_mean_min`` for the
+departure; the route energy is scaled by a lognormal factor with ``route_sigma``
+(``exp(σZ − σ²/2)``, mean 1), the difference coming out of the arrival SOC.
 """
 
 from __future__ import annotations
@@ -46,6 +54,11 @@ class ReadinessRisk:
     samples: int
 
 
+def _overlap(start: np.ndarray, end: np.ndarray, step: np.ndarray) -> np.ndarray:
+    """Fraction of step ``[step, step + 1)`` inside ``[start, end)`` (positions in steps)."""
+    return np.clip(np.minimum(end, step + 1) - np.maximum(start, step), 0.0, 1.0)
+
+
 def readiness_risk(plan: Plan, disruptions: Disruptions = Disruptions(), samples: int = 200,
                    seed: int = 7) -> ReadinessRisk:
     """Monte Carlo readiness risk of following ``plan`` under ``disruptions`` (module docstring).
@@ -76,6 +89,7 @@ def readiness_risk(plan: Plan, disruptions: Disruptions = Disruptions(), samples
                         arrays.first)
     frac = avail.data
     density = np.divide(battery, frac, out=np.zeros_like(battery), where=frac > 0)
+    spare = np.maximum(arrays.efficiency[row] * arrays.max_kw[row] - density, 0.0)
 
     rng = np.random.default_rng(seed)
     needed_kwh = arrays.efficiency * arrays.energy_kwh  # battery gain the target needs
@@ -93,9 +107,15 @@ def readiness_risk(plan: Plan, disruptions: Disruptions = Disruptions(), samples
                         - disruptions.route_sigma ** 2 / 2)
         # the previous route used factor × (what the plan expected), so it arrives lower
         extra_kwh = np.maximum(factor - 1.0, -1.0) * needed_kwh
-        overlap = np.clip(np.minimum(dep[row], step + 1) - np.maximum(arr[row], step), 0.0, 1.0)
-        gain = np.bincount(row, weights=density * overlap * step_h, minlength=n)
-        short = np.maximum(needed_kwh + extra_kwh - gain, 0.0) / arrays.efficiency
+        inside = _overlap(arr[row], dep[row], step)  # the actual plug-in window
+        missed = _overlap(first_pos[row], arr[row], step)  # lost to the late arrival
+        planned = np.bincount(row, weights=density * inside * step_h, minlength=n)
+        lost = np.bincount(row, weights=density * missed * step_h, minlength=n)
+        room = np.bincount(row, weights=spare * inside * step_h, minlength=n)
+        catch_up = np.maximum(lost + extra_kwh, 0.0)
+        gain = planned + np.minimum(catch_up, room)
+        need = needed_kwh + extra_kwh
+        short = np.maximum(need - gain, 0.0) / arrays.efficiency
         miss = short > MISS_TOLERANCE_KWH
         misses += miss
         shortfall_total += float(short[miss].sum())

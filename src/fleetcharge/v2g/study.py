@@ -22,7 +22,7 @@ now can be worth it even when today's NPV is not.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -67,18 +67,33 @@ class V2GStudy:
     reasons: list[str] = field(default_factory=list)
 
 
-def _program_value_usd(scenario: Scenario, firm: pd.DataFrame, degradation: float) -> float:
-    """Yearly program value from firm capacity for programs whose season the horizon misses."""
-    index = scenario.horizon.index
+def _program_value_usd(study_scenario: Scenario, v2g_plan, baseline_kw: np.ndarray,
+                       firm: pd.DataFrame, degradation: float,
+                       discharge_efficiency: float) -> float:
+    """Yearly program value [$/yr]: payment × the program's capped hours × the kW the fleet
+    delivers in its window, less the degradation of that energy.
+
+    The kW is the plan's average reduction below the baseline in the events the horizon holds,
+    or, for a program whose season the horizon misses, the firm capacity (90 %) in its window.
+    Program hours are capped per year, so this is not scaled like the bill.
+    """
+    index = study_scenario.horizon.index
+    net = v2g_plan.site_load_kw()
     total = 0.0
-    for program in scenario.v2g.programs:
-        if event_hours(program, index).any():
-            continue  # the V2G plan already earns (and is scaled for) this program
-        hours = range(program.window_start_hour, program.window_end_hour)
-        firm_kw = float(firm.loc[list(hours), "firm_kw"].mean())
-        kwh = firm_kw * program.cap_hours_per_year
-        total += (program.payment_per_kwh - degradation) * kwh
+    for program in study_scenario.v2g.programs:
+        called = event_hours(program, index)
+        if called.any():
+            kw = float(np.maximum(baseline_kw[called] - net[called], 0.0).mean())
+        else:
+            hours = list(range(program.window_start_hour, program.window_end_hour))
+            kw = float(firm.loc[hours, "firm_kw"].mean())
+        kwh = kw * program.cap_hours_per_year
+        total += program.payment_per_kwh * kwh - degradation * kwh / discharge_efficiency
     return max(total, 0.0)
+
+
+def _usd(x: float) -> str:
+    return f"-${-x:,.0f}" if x < 0 else f"${x:,.0f}"
 
 
 def run_study(scenario: Scenario, samples: int = 200, seed: int = 7,
@@ -91,6 +106,11 @@ def run_study(scenario: Scenario, samples: int = 200, seed: int = 7,
     v1g_plan = optimal(scenario)
     v2g_plan = optimal_v2g(scenario, baseline=v1g_plan)
     v1g, v2g = evaluate(v1g_plan), evaluate(v2g_plan)
+    # What V2G earns day to day (bill and export, no program) scales with time; programs are
+    # capped per year and valued on their own.
+    ops_plan = (optimal_v2g(replace(scenario, v2g=replace(settings, programs=())))
+                if settings.programs else v2g_plan)
+    ops = evaluate(ops_plan)
     terms = v2g_terms(scenario)
     envelope = operational_envelope(scenario, terms.discharge_kw)
     firm = firm_capacity(scenario, envelope, confidence=0.9)
@@ -99,13 +119,15 @@ def run_study(scenario: Scenario, samples: int = 200, seed: int = 7,
 
     days = (scenario.horizon.end - scenario.horizon.start) / pd.Timedelta(days=1)
     scale = 365.0 / days
-    parts = v2g_plan.info["objective_parts"]
-    deg = float(np.mean(terms.degradation_per_kwh)) if terms.degradation_per_kwh.size else 0.0
-    program_extra = _program_value_usd(scenario, firm, deg)
+    eligible = terms.discharge_kw > 0
+    deg = float(np.mean(terms.degradation_per_kwh[eligible])) if eligible.any() else 0.0
+    eta_d = float(np.mean(terms.discharge_efficiency[eligible])) if eligible.any() else 1.0
+    program_value = _program_value_usd(scenario, v2g_plan, v1g_plan.site_load_kw(), firm, deg,
+                                       eta_d) if eligible.any() else 0.0
     annual = annual_value(
-        v1g.bill.total * scale, v2g.bill.total * scale,
-        program_payments_usd=-parts["program"] * scale + program_extra,
-        degradation_usd=parts["degradation"] * scale,
+        v1g.bill.total * scale, ops.bill.total * scale,
+        program_payments_usd=program_value,
+        degradation_usd=ops_plan.info["objective_parts"]["degradation"] * scale,
     )
     ports = {p.charger_id for p in checks if p.discharge_kw > 0}  # the bidirectional ports used
     premium = settings.premium_per_port_usd * len(ports)
@@ -136,14 +158,14 @@ def run_study(scenario: Scenario, samples: int = 200, seed: int = 7,
     elif value_npv <= 0:
         verdict = "distraction"
         reasons.append(
-            f"V2G adds ${annual.total_usd:,.0f}/yr, which does not repay the "
-            f"${premium:,.0f} bidirectional premium in {settings.years} years "
-            f"(NPV ${value_npv:,.0f} at {settings.discount_rate:.0%}).")
+            f"V2G adds {_usd(annual.total_usd)}/yr, which does not repay the "
+            f"{_usd(premium)} bidirectional premium in {settings.years} years "
+            f"(NPV {_usd(value_npv)} at {settings.discount_rate:.0%}).")
     else:
         verdict = "opportunity"
         reasons.append(
-            f"V2G adds ${annual.total_usd:,.0f}/yr over smart charging and repays the "
-            f"${premium:,.0f} premium (NPV ${value_npv:,.0f} over {settings.years} years).")
+            f"V2G adds {_usd(annual.total_usd)}/yr over smart charging and repays the "
+            f"{_usd(premium)} premium (NPV {_usd(value_npv)} over {settings.years} years).")
     if stack["eligible_pairs"]:
         mean_export = float(envelope.loc[envelope["discharge_kw"] > 0, "exportable_kwh"].mean())
         dwell = float(envelope.loc[envelope["discharge_kw"] > 0, "dwell_h"].mean())
@@ -151,17 +173,17 @@ def run_study(scenario: Scenario, samples: int = 200, seed: int = 7,
             f"Eligible vehicles dwell {dwell:.1f} h on average with {mean_export:.0f} kWh of "
             f"exportable headroom per session; firm capacity at 90 % confidence peaks at "
             f"{firm['firm_kw'].max():,.0f} kW ({int(firm['firm_kw'].idxmax()):02d}:00).")
-        if program_extra > 0:
+        if program_value > 0:
             reasons.append(
-                f"Programs outside this horizon's season are valued from firm capacity: "
-                f"${program_extra:,.0f}/yr.")
+                f"Programs add ${program_value:,.0f}/yr at their yearly cap of called hours "
+                "(net of battery wear).")
         reasons.append(stack["sentence"])
     if option is not None:
         o = option.lattice
         reasons.append(
             f"Real option: buying bidirectional ports now is worth "
-            f"${o.option_value_of_buying_now_usd:,.0f} per port more than waiting "
-            f"(lattice; Monte Carlo ${option.lsmc.option_value_of_buying_now_usd:,.0f}); "
+            f"{_usd(o.option_value_of_buying_now_usd)} per port more than waiting "
+            f"(lattice; Monte Carlo {_usd(option.lsmc.option_value_of_buying_now_usd)}); "
             f"decision: {o.decision}.")
     return V2GStudy(scenario, checks, stack, v1g, v2g, envelope, firm, risk_v1g, risk_v2g,
                     annual, premium, value_npv, option, verdict, reasons)
