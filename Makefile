@@ -21,6 +21,8 @@ $(STAMP_DEV): pyproject.toml | $(BIN)/python
 
 demo: $(STAMP_RUN)
 	$(BIN)/fleetcharge plan examples/portland-delivery-50/scenario.yaml --out out/portland-delivery-50
+	$(BIN)/fleetcharge v2g examples/school-buses-v2g/scenario.yaml --out out/school-buses-v2g
+	$(BIN)/fleetcharge v2g examples/delivery-vans-v2g/scenario.yaml --out out/delivery-vans-v2g
 
 test: $(STAMP_DEV)
 	$(BIN)/python -m pytest -n 2 -q

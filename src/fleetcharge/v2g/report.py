@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fleetcharge.accounting import plan_frame
-from fleetcharge.v2g.study import V2GStudy, stack_frame, study_json
+from fleetcharge.v2g.study import V2GStudy, _usd, stack_frame, study_json
 
 _VERDICT_STYLE = {"opportunity": "bold green", "distraction": "bold yellow",
                   "not-ready": "bold red"}
@@ -47,13 +47,14 @@ def verdict_screen(study: V2GStudy) -> Group:
          f"{data['readiness_risk']['v1g']:.1%} → {data['readiness_risk']['v2g']:.1%}"),
         ("bill V1G → V2G (horizon)", f"${data['v1g_bill']['total']:,.2f} → "
                                      f"${data['bill']['total']:,.2f}"),
-        ("annual value of V2G over V1G", f"${data['annual_value']:,.0f}/yr"),
-        ("bidirectional premium", f"${data['premium_usd']:,.0f}"),
-        ("NPV", f"${data['npv']:,.0f}"),
+        ("annual value of V2G over V1G", f"{_usd(data['annual_value'])}/yr"),
+        ("bidirectional premium", _usd(data["premium_usd"])),
+        ("NPV", _usd(data["npv"])),
     ]
     if data["option_value"] is not None:
         rows.append(("option value of buying now (lattice / LSMC)",
-                     f"${data['option_value']:,.0f} / ${data['option_value_lsmc']:,.0f} per port"))
+                     f"{_usd(data['option_value'])} / {_usd(data['option_value_lsmc'])} "
+                     "per port"))
     for label, value in rows:
         numbers.add_row(label, value)
     return Group(Panel(reasons, title=title, title_align="left"), numbers)
@@ -142,7 +143,7 @@ def write_study(study: V2GStudy, out_dir: Path) -> list[Path]:
             "td,th{border:1px solid #ccc;padding:3px 8px}</style></head><body>"
             f"<h1>V2G study: {study.scenario.name}</h1>"
             f"<h2>Verdict: {v['verdict']}</h2><ul>{reasons}</ul>"
-            f"<p>Annual value ${v['annual_value']:,.0f}/yr · NPV ${v['npv']:,.0f} · readiness "
+            f"<p>Annual value {_usd(v['annual_value'])}/yr · NPV {_usd(v['npv'])} · readiness "
             f"risk {v['readiness_risk']['v1g']:.1%} (V1G) → {v['readiness_risk']['v2g']:.1%} "
             f"(V2G) · {v['added_cycles_per_vehicle_year']:.1f} added cycles per vehicle-year"
             "</p>" + "".join(parts) + "<h2>Stack check</h2>" + stack_html + "</body></html>")

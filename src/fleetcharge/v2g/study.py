@@ -93,6 +93,7 @@ def _program_value_usd(study_scenario: Scenario, v2g_plan, baseline_kw: np.ndarr
 
 
 def _usd(x: float) -> str:
+    """Whole dollars with the sign before the currency symbol: -$1,234."""
     return f"-${-x:,.0f}" if x < 0 else f"${x:,.0f}"
 
 
