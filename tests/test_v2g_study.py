@@ -11,7 +11,8 @@ import pytest
 from fleetcharge.strategies.baseline import unmanaged
 from fleetcharge.strategies.optimal import optimal
 from fleetcharge.v2g.programs import ELRP_LIKE
-from fleetcharge.v2g.risk import Disruptions, readiness_risk
+from fleetcharge.domain import Disruptions
+from fleetcharge.v2g.risk import readiness_risk
 from fleetcharge.v2g.study import run_study, study_json
 from tests.test_v2g_strategy import bus_depot
 
@@ -81,3 +82,24 @@ def test_bundled_examples_get_opposite_verdicts(example, verdict, reason):
     data = _cli_verdict(example)
     assert data["verdict"] == verdict
     assert any(reason in r for r in data["reasons"])
+
+
+def test_disruptions_are_configurable_in_the_scenario(tmp_path):
+    import shutil
+
+    from fleetcharge.scenario import load_scenario
+
+    src = ROOT / "examples" / "delivery-vans-v2g"
+    for f in src.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    text = (tmp_path / "scenario.yaml").read_text()
+    text += "  disruptions: {p_late: 0.5, late_mean_min: 60, p_early: 0.0, route_sigma: 0.0}\n"
+    (tmp_path / "scenario.yaml").write_text(text)
+    d = load_scenario(tmp_path / "scenario.yaml").v2g.disruptions
+    assert (d.p_late, d.late_mean_min, d.p_early, d.early_mean_min, d.route_sigma) == (
+        0.5, 60.0, 0.0, 30.0, 0.0)
+    (tmp_path / "scenario.yaml").write_text(text.replace("p_late: 0.5", "p_late: 1.5"))
+    from fleetcharge.errors import InputError
+
+    with pytest.raises(InputError, match=r"v2g\.disruptions\.p_late"):
+        load_scenario(tmp_path / "scenario.yaml")

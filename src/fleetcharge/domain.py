@@ -151,6 +151,22 @@ class Site:
 
 
 @dataclass(frozen=True)
+class Disruptions:
+    """What goes wrong at the depot, and how often (readiness-risk Monte Carlo).
+
+    With probability ``p_late`` a vehicle comes back late by an exponential delay with mean
+    ``late_mean_min`` [min]; likewise ``p_early``/``early_mean_min`` for leaving early; the
+    route energy is scaled by a mean-one lognormal factor with ``route_sigma``.
+    """
+
+    p_late: float = 0.2
+    late_mean_min: float = 45.0
+    p_early: float = 0.1
+    early_mean_min: float = 30.0
+    route_sigma: float = 0.15
+
+
+@dataclass(frozen=True)
 class V2GSettings:
     """What a V2G study needs beyond the fleet: prices, programs, degradation, economics.
 
@@ -167,6 +183,7 @@ class V2GSettings:
     discount_rate: float = 0.07
     years: int = 10
     readiness_risk_threshold: float = 0.05
+    disruptions: Disruptions = Disruptions()
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import yaml
 
 from fleetcharge.domain import (
     Charger,
+    Disruptions,
     Interconnection,
     Scenario,
     Site,
@@ -248,6 +249,8 @@ def _v2g_settings(v2g: V2GModel | None, base: Path, horizon: Horizon, tz: str, f
             )
         prices = reindex_load(read_price_csv(csv_path, tz), horizon, str(csv_path),
                               what="export price series", name="export_price_per_kwh")
+    if v2g.disruptions is not None:
+        given["disruptions"] = Disruptions(**v2g.disruptions.model_dump())
     return V2GSettings(export_price_per_kwh=prices,
                        programs=tuple(p.to_program() for p in v2g.programs), **given)
 

@@ -348,6 +348,16 @@ def _program_entry(v: Any) -> Any:
     return v
 
 
+class DisruptionsModel(_Strict):
+    """``v2g.disruptions:`` — what goes wrong, for the readiness-risk Monte Carlo."""
+
+    p_late: float = Field(default=0.2, ge=0, le=1)
+    late_mean_min: float = Field(default=45.0, ge=0)
+    p_early: float = Field(default=0.1, ge=0, le=1)
+    early_mean_min: float = Field(default=30.0, ge=0)
+    route_sigma: float = Field(default=0.15, ge=0, le=2)
+
+
 class V2GModel(_Strict):
     """``v2g:`` — what a V2G study needs beyond the fleet. ``None`` = the domain default."""
 
@@ -359,6 +369,7 @@ class V2GModel(_Strict):
     discount_rate: float | None = None
     years: int | None = None
     readiness_risk_threshold: float | None = None
+    disruptions: DisruptionsModel | None = None
 
     @field_validator("degradation_per_kwh")
     @classmethod

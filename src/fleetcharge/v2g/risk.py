@@ -27,21 +27,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fleetcharge.domain import Disruptions
 from fleetcharge.plan import Plan
 
 #: A departure below target by more than this counts as a miss [kWh at the charger].
 MISS_TOLERANCE_KWH = 0.1
-
-
-@dataclass(frozen=True)
-class Disruptions:
-    """What goes wrong, and how often (module docstring)."""
-
-    p_late: float = 0.2
-    late_mean_min: float = 45.0
-    p_early: float = 0.1
-    early_mean_min: float = 30.0
-    route_sigma: float = 0.15
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,8 @@ from fleetcharge.v2g.economics import annual_value, npv
 from fleetcharge.v2g.envelope import firm_capacity, operational_envelope
 from fleetcharge.v2g.options import OptionCase, cross_check
 from fleetcharge.v2g.programs import event_hours
-from fleetcharge.v2g.risk import Disruptions, ReadinessRisk, readiness_risk
+from fleetcharge.domain import Disruptions
+from fleetcharge.v2g.risk import ReadinessRisk, readiness_risk
 from fleetcharge.v2g.stack import check_stack, fleet_summary, stack_table
 
 #: Uncertainty about a future paying program, for the real-option value (see v2g.options).
@@ -98,9 +99,10 @@ def _usd(x: float) -> str:
 
 
 def run_study(scenario: Scenario, samples: int = 200, seed: int = 7,
-              disruptions: Disruptions = Disruptions()) -> V2GStudy:
+              disruptions: Disruptions | None = None) -> V2GStudy:
     """Run every step of the study (module docstring) and reach the verdict."""
     settings = scenario.v2g
+    disruptions = disruptions or settings.disruptions
     checks = check_stack(scenario, has_program=bool(settings.programs),
                          has_export_price=settings.export_price_per_kwh is not None)
     stack = fleet_summary(checks)
