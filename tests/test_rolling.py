@@ -123,3 +123,14 @@ def test_building_forecast_must_cover_the_horizon_and_is_averaged():
                      index=pd.date_range(now, periods=24 * 12 + 9, freq="5min"))
     live = live_scenario(LiveState(sc, (), building_forecast_kw=fine), now)
     assert live.site.building_load_kw.to_numpy() == pytest.approx(10.0)
+
+
+def test_a_one_step_replan_can_be_billed():
+    sc = build_scenario([("2025-03-03 18:00", "2025-03-04 06:00", 1.0, 10.0)],
+                        tariff=two_period_tariff())
+    now = pd.Timestamp("2025-03-03 18:00", tz=TZ)
+    plugged, _ = plugged_from_sessions(sc.sessions, now)
+    plan = replan(LiveState(sc, plugged), now, horizon_hours=0.25)
+    out = evaluate(plan)
+    assert plan.scenario.horizon.n_steps == 1
+    assert out.bill.total > 0

@@ -194,7 +194,8 @@ def evaluate(plan: Plan) -> Outcome:
     scenario = plan.scenario
     site = pd.Series(plan.site_load_kw(), index=scenario.horizon.index, name="kw")
     bill = compute_bill(scenario.tariff, site, billing_cycle_day=scenario.billing_cycle_day,
-                        export_price_per_kwh=scenario.v2g.export_price_per_kwh)
+                        export_price_per_kwh=scenario.v2g.export_price_per_kwh,
+                        resolution_min=scenario.horizon.resolution_min)
     return Outcome(plan=plan, site_load_kw=site, bill=bill, readiness=readiness(plan))
 
 

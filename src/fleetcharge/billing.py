@@ -298,7 +298,8 @@ def _tz_name(index: pd.DatetimeIndex) -> str:
     return name
 
 
-def _meter(load_kw: pd.Series, export_price: pd.Series | float | None) -> _Meter:
+def _meter(load_kw: pd.Series, export_price: pd.Series | float | None,
+           resolution_min: int | None = None) -> _Meter:
     """Validate the load and put import, export (and export value) on a Horizon grid.
 
     Resolutions the Horizon does not support (e.g. 1, 10 min) are made piecewise constant at
@@ -321,7 +322,7 @@ def _meter(load_kw: pd.Series, export_price: pd.Series | float | None) -> _Meter
             f"missing or non-finite value at {index[bad[0]]}; fill it", location="load_kw"
         )
     try:
-        res = infer_resolution_min(index)
+        res = resolution_min if resolution_min is not None else infer_resolution_min(index)
     except ValueError as exc:
         raise InputError(str(exc), location="load_kw") from None
 
@@ -446,6 +447,7 @@ def compute_bill(
     billing_cycle_day: int = 1,
     export_price_per_kwh: pd.Series | float | None = None,
     demand_history_kw: dict[str, float] | None = None,
+    resolution_min: int | None = None,
 ) -> Bill:
     """Compute the bill of a metered load under a tariff, billing period by billing period.
 
@@ -464,6 +466,9 @@ def compute_bill(
     export_price_per_kwh : pandas.Series or float, optional
         Export credit per interval (Series aligned to ``load_kw``) or flat [currency/kWh];
         overrides the tariff's sell rates.
+    resolution_min : int, optional
+        Step length of ``load_kw`` [min] when the caller knows it (a one-row series cannot
+        reveal it); inferred from the timestamps otherwise.
     demand_history_kw : dict of str to float, optional
         Flat monthly peaks before (or alongside) the load, ``{"2017-12": 410.0}`` [kW], for
         look-back ratchets. Where a month is both in the history and the load, the larger peak
@@ -509,7 +514,7 @@ def compute_bill(
             location="billing_cycle_day",
         )
     d = int(billing_cycle_day)
-    meter = _meter(load_kw, export_price_per_kwh)
+    meter = _meter(load_kw, export_price_per_kwh, resolution_min)
     h = meter.horizon
     idx = h.index
     n = h.n_steps
