@@ -10,6 +10,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -245,15 +247,29 @@ def write_html(outcomes: list[Outcome], path: Path, title: str) -> None:
     path.write_text(html, encoding="utf-8")
 
 
+@contextmanager
+def atomic_output_dir(out_dir: Path) -> Iterator[Path]:
+    """Yield a temporary folder beside ``out_dir``; when the block succeeds, move every file
+    in it into ``out_dir`` (created if needed). On failure nothing reaches ``out_dir``, and
+    files already there that the run does not write are left alone."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".fleetcharge-", dir=out_dir.parent))
+    try:
+        yield tmp
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for f in sorted(tmp.iterdir()):
+            os.replace(f, out_dir / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def write_outputs(outcomes: list[Outcome], out_dir: Path, title: str) -> list[Path]:
     """Write plan CSVs, site load CSV, summary JSON, PNG and HTML report into ``out_dir``.
 
     Everything is produced in a temporary folder beside ``out_dir`` and moved in at the end.
     """
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".fleetcharge-", dir=out_dir.parent))
-    try:
+    with atomic_output_dir(out_dir) as tmp:
         scenario = outcomes[0].plan.scenario
         # Format each step's timestamp once (pandas formats tz-aware datetimes slowly).
         iso = np.array([t.isoformat() for t in scenario.horizon.index], dtype=object)
@@ -274,11 +290,5 @@ def write_outputs(outcomes: list[Outcome], out_dir: Path, title: str) -> list[Pa
         (tmp / "summary.json").write_text(json.dumps(summary_json(outcomes), indent=2) + "\n")
         write_png(outcomes, tmp / "site_load.png")
         write_html(outcomes, tmp / "report.html", title)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        written = []
-        for f in sorted(tmp.iterdir()):
-            os.replace(f, out_dir / f.name)
-            written.append(out_dir / f.name)
-        return written
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        names = sorted(f.name for f in tmp.iterdir())
+    return [Path(out_dir) / n for n in names]

@@ -362,7 +362,7 @@ def solve_v1g(lp: LPInput, *, time_limit_s: float | None = None) -> LPResult:
         t_build += perf_counter() - t0
         t0 = perf_counter()
 
-        highs = _highs_for(m, a, cost, integer_used, time_limit_s)
+        highs = highs_for_model(m, a, cost, integer_used, time_limit_s)
         t1 = perf_counter()
         highs.run()
         t_solve += perf_counter() - t1
@@ -526,8 +526,10 @@ def highs_with(a: sp.csc_array, cost: np.ndarray, col_lower: np.ndarray, col_upp
     return highs
 
 
-def _highs_for(m: _Model, a: sp.csc_array, cost: np.ndarray, integer_used: bool,
-               time_limit_s: float | None) -> highspy.Highs:
+def highs_for_model(m: _Model, a: sp.csc_array, cost: np.ndarray, integer_used: bool,
+                    time_limit_s: float | None) -> highspy.Highs:
+    """HiGHS with the model and the solver choice: MILP gap 1e-9, or interior point without
+    crossover above :data:`IPM_MIN_COLUMNS` columns, else dual simplex."""
     highs = highs_with(a, cost, np.concatenate(m.lo), np.concatenate(m.hi),
                        np.concatenate(m.row_lo), np.concatenate(m.row_hi),
                        np.concatenate(m.integer))

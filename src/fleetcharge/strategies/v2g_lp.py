@@ -37,11 +37,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from fleetcharge.strategies.optimal_lp import (
-    IPM_MIN_COLUMNS,
     LPInput,
     _Model,
     add_demand_terms,
-    highs_with,
+    highs_for_model,
     shortfall_penalty,
 )
 
@@ -174,16 +173,7 @@ def solve_v2g(lp: LPInput, v2g: V2GTerms, *, time_limit_s: float | None = None) 
 
     a = m.matrix()
     cost = np.concatenate(m.cost)
-    highs = highs_with(a, cost, np.concatenate(m.lo), np.concatenate(m.hi),
-                       np.concatenate(m.row_lo), np.concatenate(m.row_hi),
-                       np.concatenate(m.integer))
-    if integer_used:
-        highs.setOptionValue("mip_rel_gap", 1e-9)
-    elif m.n_col > IPM_MIN_COLUMNS:
-        highs.setOptionValue("solver", "ipm")
-        highs.setOptionValue("run_crossover", "off")
-    if time_limit_s is not None:
-        highs.setOptionValue("time_limit", float(time_limit_s))
+    highs = highs_for_model(m, a, cost, integer_used, time_limit_s)
     t_build = perf_counter() - t0
     t1 = perf_counter()
     highs.run()

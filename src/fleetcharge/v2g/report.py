@@ -8,9 +8,6 @@ folder and moved into place, like the planning report.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fleetcharge.accounting import plan_frame
+from fleetcharge.report import atomic_output_dir
 from fleetcharge.v2g.study import V2GStudy, _usd, stack_frame, study_json
 
 _VERDICT_STYLE = {"opportunity": "bold green", "distraction": "bold yellow",
@@ -114,10 +112,7 @@ def _waterfall_figure(study: V2GStudy):
 def write_study(study: V2GStudy, out_dir: Path) -> list[Path]:
     """Write summary.json, stack.csv, envelope.csv, firm_capacity.csv, plan_v2g.csv and
     report.html into ``out_dir`` (temporary folder first, then moved in)."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".fleetcharge-", dir=out_dir.parent))
-    try:
+    with atomic_output_dir(out_dir) as tmp:
         data = study_json(study)
         (tmp / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
         stack_frame(study).to_csv(tmp / "stack.csv", index=False)
@@ -148,12 +143,6 @@ def write_study(study: V2GStudy, out_dir: Path) -> list[Path]:
             f"(V2G) · {v['added_cycles_per_vehicle_year']:.1f} added cycles per vehicle-year"
             "</p>" + "".join(parts) + "<h2>Stack check</h2>" + stack_html + "</body></html>")
         (tmp / "report.html").write_text(html, encoding="utf-8")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        written = []
-        for f in sorted(tmp.iterdir()):
-            os.replace(f, out_dir / f.name)
-            written.append(out_dir / f.name)
-        return written
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        names = sorted(f.name for f in tmp.iterdir())
+    return [Path(out_dir) / n for n in names]
 
