@@ -527,15 +527,16 @@ def highs_with(a: sp.csc_array, cost: np.ndarray, col_lower: np.ndarray, col_upp
 
 
 def highs_for_model(m: _Model, a: sp.csc_array, cost: np.ndarray, integer_used: bool,
-                    time_limit_s: float | None) -> highspy.Highs:
+                    time_limit_s: float | None,
+                    ipm_min_columns: int | None = None) -> highspy.Highs:
     """HiGHS with the model and the solver choice: MILP gap 1e-9, or interior point without
-    crossover above :data:`IPM_MIN_COLUMNS` columns, else dual simplex."""
+    crossover above ``ipm_min_columns`` (default :data:`IPM_MIN_COLUMNS`), else dual simplex."""
     highs = highs_with(a, cost, np.concatenate(m.lo), np.concatenate(m.hi),
                        np.concatenate(m.row_lo), np.concatenate(m.row_hi),
                        np.concatenate(m.integer))
     if integer_used:
         highs.setOptionValue("mip_rel_gap", 1e-9)
-    elif m.n_col > IPM_MIN_COLUMNS:
+    elif m.n_col > (IPM_MIN_COLUMNS if ipm_min_columns is None else ipm_min_columns):
         # Large LPs: interior point without crossover (an optimum within 1e-8, not a vertex).
         highs.setOptionValue("solver", "ipm")
         highs.setOptionValue("run_crossover", "off")
