@@ -1,8 +1,10 @@
 """Benchmark: the optimal V2G plan against the optimal V1G plan on the same fleets (issue 4).
 
 Target: V2G within 3× the V1G time on the same cases. Each case runs in its own process. Fleets:
-the bundled ``delivery-vans-v2g`` example (50 bidirectional AC vans, one month) and generated
-school-bus depots (seed 1, May 2025, PG&E BEV-2-S, ELRP-like program).
+the bundled ``delivery-vans-v2g`` example (50 bidirectional AC vans, one month), generated
+school-bus depots (seed 1, May 2025, PG&E BEV-2-S, ELRP-like program), and issue 3's
+benchmark van fleets (seed 1) with V2G switched on (bidirectional J3072 vans and ports, 250 kW
+export agreement).
 Run: ``.venv/bin/python benchmarks/bench_v2g.py``.
 """
 
@@ -19,7 +21,25 @@ import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CASES = ("vans-50", "buses-50", "buses-200")
+CASES = ("vans-50", "buses-50", "buses-200", "v2g-vans-50", "v2g-vans-200", "v2g-vans-1000")
+
+
+def _bidirectional(scenario):
+    """The same depot with bidirectional AC (SAE J3072) vans and ports and a 250 kW export
+    agreement: V2G switched on for issue 3's benchmark fleets."""
+    from dataclasses import replace
+
+    from fleetcharge.domain import Interconnection
+
+    types = {t.name: replace(t, bidirectional=True, bidirectional_modes=("AC",),
+                             j3072_certified=True, max_discharge_kw=11.5)
+             for t in scenario.vehicle_types}
+    vehicles = tuple(replace(v, type=types[v.type.name]) for v in scenario.vehicles)
+    chargers = tuple(replace(c, bidirectional=True, j3072_certified=True)
+                     for c in scenario.chargers)
+    site = replace(scenario.site, interconnection=Interconnection("approved", 250.0, True))
+    return replace(scenario, vehicle_types=tuple(types.values()), vehicles=vehicles,
+                   chargers=chargers, site=site)
 
 
 def run_case(case: str) -> dict:
@@ -32,12 +52,18 @@ def run_case(case: str) -> dict:
         warnings.simplefilter("ignore")
         if case == "vans-50":
             path = ROOT / "examples" / "delivery-vans-v2g" / "scenario.yaml"
+        elif case.startswith("v2g-vans"):  # issue 3's benchmark fleets, made bidirectional
+            n = int(case.split("-")[2])
+            path = generate_scenario("delivery-vans", vehicles=n, days=31, seed=1,
+                                     out_dir=Path(tmp) / "s")
         else:
             n = int(case.split("-")[1])
             path = generate_scenario("school-buses", vehicles=n, days=31, seed=1,
                                      out_dir=Path(tmp) / "s", start="2025-05-01",
                                      tariff="california_ev/PGE_BEV-2-S_2025-09-08")
         scenario = load_scenario(path)
+    if case.startswith("v2g-vans"):
+        scenario = _bidirectional(scenario)
     t0 = time.perf_counter()
     v1g = optimal(scenario)
     t1 = time.perf_counter()

@@ -43,6 +43,7 @@ from fleetcharge.strategies.optimal_lp import (
     _Model,
     add_demand_terms,
     event_blocks,
+    flatten_blocks,
     highs_for_model,
     highs_with,
     shortfall_penalty,
@@ -181,21 +182,30 @@ def solve_v2g(lp: LPInput, v2g: V2GTerms, *, time_limit_s: float | None = None) 
                    np.concatenate([np.ones(v_sessions.size), eta_c[v_sessions]]),
                    v2g.arrival_kwh[v_sessions] + eta_c[v_sessions] * lp.energy_kwh[v_sessions],
                    np.inf)
-        # Net charging per step, linked to the blocks: Σ_{t∈B} y_t Δ = Σ_k (C_k − D_k).
-        y = m.add_cols(np.zeros(plugged_steps.size), -step_dcap[plugged_steps],
-                       step_cap[plugged_steps])
+        # Charging and discharging per step, each linked to its blocks:
+        # Σ_{t∈B} y⁺_t Δ = Σ_k C_k and Σ_{t∈B} y⁻_t Δ = Σ_k D_k (a net load below zero must be
+        # paid for with discharge, degradation included).
+        yp = m.add_cols(np.zeros(plugged_steps.size), 0.0, step_cap[plugged_steps])
+        dis_steps = np.flatnonzero(step_dcap > 0)
+        yn = m.add_cols(np.zeros(dis_steps.size), 0.0, step_dcap[dis_steps])
         used, link_row = np.unique(block_of[plugged_steps], return_inverse=True)
-        m.add_rows(np.concatenate([link_row, np.searchsorted(used, e_block),
-                                   np.searchsorted(used, e_block[v_ent])]),
-                   np.concatenate([y, cc, dd]),
-                   np.concatenate([np.full(y.size, dt), -np.ones(cc.size), np.ones(dd.size)]),
+        m.add_rows(np.concatenate([link_row, np.searchsorted(used, e_block)]),
+                   np.concatenate([yp, cc]),
+                   np.concatenate([np.full(yp.size, dt), -np.ones(cc.size)]),
                    np.zeros(used.size), 0.0)
-        # Site balance per step: g − x − y = b.
+        used_d, link_d = np.unique(block_of[dis_steps], return_inverse=True)
+        m.add_rows(np.concatenate([link_d, np.searchsorted(used_d, e_block[v_ent])]),
+                   np.concatenate([yn, dd]),
+                   np.concatenate([np.full(yn.size, dt), -np.ones(dd.size)]),
+                   np.zeros(used_d.size), 0.0)
+        # Site balance per step: g − x − y⁺ + y⁻ = b.
         g = m.add_cols(lp.energy_price_per_kwh * dt, 0.0, lp.service_limit_kw)
         x = m.add_cols(-sell * dt, 0.0, max(v2g.export_limit_kw, 0.0))
         t = np.arange(n_steps)
-        m.add_rows(np.concatenate([t, t, plugged_steps]), np.concatenate([g, x, y]),
-                   np.concatenate([np.ones(n_steps), -np.ones(n_steps), -np.ones(y.size)]),
+        m.add_rows(np.concatenate([t, t, plugged_steps, dis_steps]),
+                   np.concatenate([g, x, yp, yn]),
+                   np.concatenate([np.ones(n_steps), -np.ones(n_steps), -np.ones(yp.size),
+                                   np.ones(yn.size)]),
                    lp.building_kw, lp.building_kw)
         # Program: r_t + g_t − x_t ≤ β_t where it pays.
         r = np.zeros(0, dtype=np.int64)
@@ -226,17 +236,34 @@ def solve_v2g(lp: LPInput, v2g: V2GTerms, *, time_limit_s: float | None = None) 
         if sol.size != m.n_col:
             raise RuntimeError(f"HiGHS returned no solution (status: {status})")
         t2 = perf_counter()
-        y_step = np.zeros(n_steps)
-        y_step[plugged_steps] = sol[y]
+        y_plus = np.zeros(n_steps)
+        y_plus[plugged_steps] = np.clip(sol[yp], 0.0, None)
+        y_minus = np.zeros(n_steps)
+        y_minus[dis_steps] = np.clip(sol[yn], 0.0, None)
         c_kwh = np.clip(sol[cc], 0.0, c_cap_kwh)
         d_kwh = np.zeros(keys.size)
         d_kwh[v_ent] = np.clip(sol[dd], 0.0, d_cap_kwh[v_ent])
         e_start = np.zeros(keys.size)  # battery energy at each entry's block start
         e_start[v_ent] = np.where(first, v2g.arrival_kwh[v_ses],
                                   np.r_[0.0, sol[ee][:-1]] if v_ent.size else 0.0)
+        # Charging a block needs may be re-shaped under the import its peaks and the service
+        # limit allow (every step its own demand window): same price inside the block.
+        y_max = None
+        if window.shape[0] == n_steps and (lp.building_kw >= 0).all():
+            y_max = np.maximum(lp.service_limit_kw - lp.building_kw, 0.0)
+            for j, dc in enumerate(lp.demand_charges):
+                w = np.asarray(dc.windows, dtype=np.int64)
+                y_max[w] = np.minimum(y_max[w], sol[peak_cols[j]] - lp.building_kw[w])
+            y_max = np.maximum(y_max, 0.0)
+            # Valley-fill the blocks that only charge (same cost; smoother, splits better).
+            charge_only = np.bincount(block_of, weights=y_minus, minlength=n_blocks)[
+                block_of] <= 1e-12
+            flat = flatten_blocks(y_plus, block_of, lp.building_kw,
+                                  np.minimum(y_max, step_cap))
+            y_plus = np.where(charge_only, flat, y_plus)
         charge, discharge, failed = _split_v2g(
-            c_kwh, d_kwh, e_start, entry_block, e_session, block_of, step_of, row_of, cap,
-            dcap, y_step, dt, eta_c, eta_d, floor, v2g.usable_kwh, eligible)
+            c_kwh, d_kwh, e_start, entry_block, block_of, step_of, row_of, cap,
+            dcap, y_plus, y_minus, dt, eta_c, eta_d, floor, v2g.usable_kwh, eligible, y_max)
         t_split += perf_counter() - t2
         t0 = perf_counter()
         if not failed.size:
@@ -249,7 +276,8 @@ def solve_v2g(lp: LPInput, v2g: V2GTerms, *, time_limit_s: float | None = None) 
         "degradation": float(cost[dd] @ sol[dd]),
         "program": float(cost[r] @ sol[r]) if r.size else 0.0,
     }
-    demand_cols = np.setdiff1d(np.arange(m.n_col), np.concatenate([cc, s, dd, ee, y, g, x, r]))
+    demand_cols = np.setdiff1d(np.arange(m.n_col),
+                               np.concatenate([cc, s, dd, ee, yp, yn, g, x, r]))
     parts["demand"] = float(cost[demand_cols] @ sol[demand_cols])
     pattern = (avail.indices.copy(), avail.indptr.copy())
     return V2GResult(
@@ -273,42 +301,50 @@ def solve_v2g(lp: LPInput, v2g: V2GTerms, *, time_limit_s: float | None = None) 
 
 
 def _split_v2g(c_kwh: np.ndarray, d_kwh: np.ndarray, e_start: np.ndarray,
-               entry_block: np.ndarray, e_session: np.ndarray, block_of: np.ndarray,
-               step_of: np.ndarray, row_of: np.ndarray, cap: np.ndarray, dcap: np.ndarray,
-               y_step: np.ndarray, dt: float, eta_c: np.ndarray, eta_d: np.ndarray,
-               floor: np.ndarray, usable: np.ndarray,
-               eligible: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               entry_block: np.ndarray, block_of: np.ndarray, step_of: np.ndarray,
+               row_of: np.ndarray, cap: np.ndarray, dcap: np.ndarray, y_plus: np.ndarray,
+               y_minus: np.ndarray, dt: float, eta_c: np.ndarray, eta_d: np.ndarray,
+               floor: np.ndarray, usable: np.ndarray, eligible: np.ndarray,
+               y_max: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-step charge and discharge of every availability entry from the block solution.
 
-    A block whose sessions only charge (and whose net load y ≥ 0) is split in proportion to y,
-    likewise one that only discharges; SOC is then monotone inside the block, so the bounds
-    at its ends suffice. Other blocks, and those where a cap would be exceeded, are split by a
-    feasibility LP with per-step SOC bounds. Returns charge and discharge per entry [kW] and
-    the blocks that cannot be split.
+    Charge is split in proportion to y⁺ and discharge to y⁻ inside each block. Where a block
+    holds a session that both charges and discharges (its SOC could leave its bounds between
+    the block's ends), or a cap would be exceeded, a feasibility LP with per-step SOC bounds
+    splits it instead; a block that only charges may there re-shape its load under ``y_max``.
+    Returns charge and discharge per entry [kW] and the blocks that cannot be split.
     """
     n_blocks = int(block_of[-1]) + 1
     blk = block_of[step_of]
-    yb_pos = np.bincount(block_of, weights=np.maximum(y_step, 0.0) * dt, minlength=n_blocks)
-    yb_neg = np.bincount(block_of, weights=np.maximum(-y_step, 0.0) * dt, minlength=n_blocks)
-    mixed = np.zeros(n_blocks, dtype=bool)
-    has_c = np.bincount(blk, weights=c_kwh[entry_block] > 1e-9, minlength=n_blocks) > 0
-    has_d = np.bincount(blk, weights=d_kwh[entry_block] > 1e-9, minlength=n_blocks) > 0
-    mixed |= has_c & has_d
-    mixed |= has_c & (yb_neg > 1e-9)
-    mixed |= has_d & (yb_pos > 1e-9)
-    yp = np.maximum(y_step[step_of], 0.0)
-    yn = np.maximum(-y_step[step_of], 0.0)
-    charge = np.where(yb_pos[blk] > 1e-12, c_kwh[entry_block] * yp / np.maximum(yb_pos[blk],
-                                                                             1e-12), 0.0)
-    discharge = np.where(yb_neg[blk] > 1e-12, d_kwh[entry_block] * yn / np.maximum(yb_neg[blk],
-                                                                                  1e-12), 0.0)
+    yb_pos = np.bincount(block_of, weights=y_plus * dt, minlength=n_blocks)
+    yb_neg = np.bincount(block_of, weights=y_minus * dt, minlength=n_blocks)
+    both = (c_kwh > 1e-9) & (d_kwh > 1e-9)  # per session-block entry
+    mixed = np.bincount(blk, weights=both[entry_block], minlength=n_blocks) > 0
+    charge = np.where(yb_pos[blk] > 1e-12, c_kwh[entry_block] * y_plus[step_of]
+                      / np.maximum(yb_pos[blk], 1e-12), 0.0)
+    discharge = np.where(yb_neg[blk] > 1e-12, d_kwh[entry_block] * y_minus[step_of]
+                         / np.maximum(yb_neg[blk], 1e-12), 0.0)
     bad = (charge > cap + 1e-7) | (discharge > dcap + 1e-7)
     redo = np.unique(np.r_[np.flatnonzero(mixed), blk[bad]]).astype(np.int64)
+    charge_only = yb_neg < 1e-12
     failed = []
+    # One feasibility LP for all these blocks (independent of each other); only if it is
+    # infeasible, block by block to find the ones that cannot be split.
+    step_max = None
+    if y_max is not None:
+        step_max = np.where(charge_only[block_of], y_max, np.nan)
+    sel = np.flatnonzero(np.isin(blk, redo))
+    res = _split_block_soc(sel, c_kwh, d_kwh, e_start, entry_block, row_of, step_of, cap, dcap,
+                           y_plus - y_minus, dt, eta_c, eta_d, floor, usable, eligible,
+                           step_max) if sel.size else None
+    if res is not None:
+        charge[sel], discharge[sel] = res
+        redo = redo[:0]
     for b in redo:
         sel = np.flatnonzero(blk == b)
         res = _split_block_soc(sel, c_kwh, d_kwh, e_start, entry_block, row_of, step_of, cap,
-                               dcap, y_step, dt, eta_c, eta_d, floor, usable, eligible)
+                               dcap, y_plus - y_minus, dt, eta_c, eta_d, floor, usable,
+                               eligible, step_max)
         if res is None:
             failed.append(b)
         else:
@@ -318,9 +354,11 @@ def _split_v2g(c_kwh: np.ndarray, d_kwh: np.ndarray, e_start: np.ndarray,
 
 
 def _split_block_soc(sel, c_kwh, d_kwh, e_start, entry_block, row_of, step_of, cap, dcap,
-                     y_step, dt, eta_c, eta_d, floor, usable, eligible):
-    """Feasibility LP for one block: per-entry c and d with the block's energies, the step's
-    net load, and SOC within bounds after every step. ``None`` if infeasible."""
+                     y_step, dt, eta_c, eta_d, floor, usable, eligible, y_max=None):
+    """Feasibility LP for one block: per-entry c and d with the block's energies, each step's
+    net load (equal to ``y_step``, or anywhere in [0, max(y_max, y_step)] at steps where
+    ``y_max`` is given and not NaN), and SOC within bounds after every step. ``None`` if
+    infeasible. Several blocks at once are fine: they share no rows."""
     ent = entry_block[sel]
     sessions, srow = np.unique(ent, return_inverse=True)
     steps, trow = np.unique(step_of[sel], return_inverse=True)
@@ -344,36 +382,41 @@ def _split_block_soc(sel, c_kwh, d_kwh, e_start, entry_block, row_of, step_of, c
     cols += [np.arange(k), k + np.arange(k)]
     vals += [np.ones(k), -np.ones(k)]
     ys = y_step[steps]
-    lo.append(ys - 1e-9 * (1 + np.abs(ys)))
-    hi.append(ys + 1e-9 * (1 + np.abs(ys)))
+    tol = 1e-9 * (1 + np.abs(ys))
+    lo_t, hi_t = ys - tol, ys + tol
+    if y_max is not None:  # NaN where the step's load must stay as the LP planned it
+        flexible = np.isfinite(y_max[steps])
+        lo_t = np.where(flexible, 0.0, lo_t)
+        hi_t = np.where(flexible, np.maximum(np.nan_to_num(y_max[steps]), ys) + tol, hi_t)
+    lo.append(lo_t)
+    hi.append(hi_t)
     r0 += n_t
-    # SOC after each step for eligible sessions: e_start + Σ_{τ≤t} (η_c c − d/η_d) Δ
+    # Battery state after each step for eligible sessions (columns 2k…): e_i − e_{i−1}
+    # − η_c Δ c_i + Δ/η_d d_i = 0 with e_{−1} = the block's start, floor ≤ e ≤ U.
     order = np.lexsort((step_of[sel], srow))
-    for si in range(n_s):
-        idx = order[srow[order] == si]
-        n = ses[idx[0]]
-        if not eligible[n]:
-            continue
-        m = idx.size
-        tri_r = np.concatenate([np.repeat(np.arange(m), np.arange(1, m + 1))] * 2)
-        tri_c = np.concatenate([np.concatenate([idx[:i + 1] for i in range(m)]),
-                                k + np.concatenate([idx[:i + 1] for i in range(m)])])
-        tri_v = np.concatenate([np.full(m * (m + 1) // 2, eta_c[n] * dt),
-                                np.full(m * (m + 1) // 2, -dt / eta_d[n])])
-        rows.append(r0 + tri_r)
-        cols.append(tri_c)
-        vals.append(tri_v)
-        start = e_start[sessions[si]]
-        lo.append(np.full(m, floor[n] - start - 1e-7))
-        hi.append(np.full(m, usable[n] - start + 1e-7))
-        r0 += m
+    soc = order[eligible[ses[order]]]
+    n_e = soc.size
+    first = np.r_[True, srow[soc][1:] != srow[soc][:-1]] if n_e else np.zeros(0, bool)
+    i = np.arange(n_e)
+    n_of = ses[soc]
+    rows += [r0 + i, r0 + i, r0 + i, r0 + i[~first]]
+    cols += [2 * k + i, soc, k + soc, 2 * k + i[~first] - 1]
+    vals += [np.ones(n_e), -eta_c[n_of] * dt, dt / eta_d[n_of], -np.ones(int((~first).sum()))]
+    start = np.where(first, e_start[ent[soc]], 0.0)
+    lo.append(start)
+    hi.append(start)
+    r0 += n_e
+    e_lo = floor[n_of] - 1e-7
+    e_hi = usable[n_of] + 1e-7
+    n_col = 2 * k + n_e
     a = sp.csc_array((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                     shape=(r0, 2 * k))
-    highs = highs_with(a, np.zeros(2 * k), np.zeros(2 * k), np.concatenate([cap[sel], dcap[sel]]),
+                     shape=(r0, n_col))
+    highs = highs_with(a, np.zeros(n_col), np.concatenate([np.zeros(2 * k), e_lo]),
+                       np.concatenate([cap[sel], dcap[sel], e_hi]),
                        np.concatenate(lo), np.concatenate(hi))
     highs.setOptionValue("primal_feasibility_tolerance", 1e-10)
     highs.run()
     if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return None
     z = np.asarray(highs.getSolution().col_value)
-    return np.clip(z[:k], 0.0, cap[sel]), np.clip(z[k:], 0.0, dcap[sel])
+    return np.clip(z[:k], 0.0, cap[sel]), np.clip(z[k:2 * k], 0.0, dcap[sel])
