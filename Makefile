@@ -30,6 +30,7 @@ test: $(STAMP_DEV)
 bench: $(STAMP_RUN)
 	$(BIN)/python benchmarks/bench_unmanaged.py
 	cd benchmarks && ../$(BIN)/python bench_optimal.py
+	cd benchmarks && ../$(BIN)/python bench_v2g.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
