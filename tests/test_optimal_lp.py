@@ -5,7 +5,6 @@ step, billing demand with tier *segments* (not an epigraph), and subscriptions s
 enumerating the number of blocks.
 """
 
-import itertools
 
 import numpy as np
 import pytest

@@ -2,8 +2,6 @@
 
 from dataclasses import replace
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from fleetcharge.accounting import evaluate

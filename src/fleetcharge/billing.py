@@ -567,7 +567,6 @@ def compute_bill(
     ev_charge = _coincident_events(tariff, h, w_start, demand, w_cyc, n_c)
 
     # --- calendar of each billing period ------------------------------------------------------
-    tz = idx.tz
     step = pd.Timedelta(minutes=h.resolution_min)
     ends = np.r_[starts[1:], n] - 1
     bill_start = [idx[i] for i in starts]

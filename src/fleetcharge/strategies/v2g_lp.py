@@ -104,7 +104,6 @@ def solve_v2g(lp: LPInput, v2g: V2GTerms, *, time_limit_s: float | None = None) 
     avail = lp.availability.tocsr()
     avail.sort_indices()
     n_sessions, n_steps = avail.shape
-    nnz = avail.nnz
     dt = lp.step_hours
     lengths = np.diff(avail.indptr)
     row_of = np.repeat(np.arange(n_sessions), lengths)
