@@ -361,7 +361,21 @@ class DemandRatchet:
 
 
 @dataclass(frozen=True)
-class FixedCharges:
+class _AmountsPerPeriod:
+    """Money stated per month, per day and per year (the URDB unit choices)."""
+
+    per_month: float = 0.0
+    per_day: float = 0.0
+    per_year: float = 0.0
+
+    @property
+    def is_zero(self) -> bool:
+        """True if all three amounts are zero."""
+        return self.per_month == 0.0 and self.per_day == 0.0 and self.per_year == 0.0
+
+
+@dataclass(frozen=True)
+class FixedCharges(_AmountsPerPeriod):
     """Customer (fixed) charges, URDB ``fixedchargefirstmeter`` / ``fixedmonthlycharge``.
 
     Parameters
@@ -374,18 +388,9 @@ class FixedCharges:
         [currency/year]; one twelfth per billing cycle, pro-rated like ``per_month``.
     """
 
-    per_month: float = 0.0
-    per_day: float = 0.0
-    per_year: float = 0.0
-
-    @property
-    def is_zero(self) -> bool:
-        """True if there is no fixed charge."""
-        return self.per_month == 0.0 and self.per_day == 0.0 and self.per_year == 0.0
-
 
 @dataclass(frozen=True)
-class MinimumCharge:
+class MinimumCharge(_AmountsPerPeriod):
     """Minimum bill, URDB ``mincharge``/``minchargeunits`` and legacy ``minmonthlycharge``/
     ``annualmincharge``.
 
@@ -398,15 +403,6 @@ class MinimumCharge:
     per_year : float
         Annual minimum [currency/year], pro-rated by days billed / 365 over the whole bill.
     """
-
-    per_month: float = 0.0
-    per_day: float = 0.0
-    per_year: float = 0.0
-
-    @property
-    def is_zero(self) -> bool:
-        """True if there is no minimum charge."""
-        return self.per_month == 0.0 and self.per_day == 0.0 and self.per_year == 0.0
 
 
 @dataclass(frozen=True)
