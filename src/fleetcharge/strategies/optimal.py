@@ -148,6 +148,26 @@ def lp_input(
     return lp, notes
 
 
+def solver_info(result, lp: LPInput, notes: list[str]) -> dict:
+    """What every optimised plan reports: solver, status, objective, exactness, shortfall,
+    sizes and timings, and each demand determinant's metered and billed peak."""
+    info = dict(result.info)
+    info.update(
+        solver="HiGHS",
+        solver_status=result.status,
+        objective=result.objective,
+        approximations=notes,
+        exact=not notes,
+        gap=0.0 if not notes else None,
+        shortfall_kwh=float(result.shortfall_kwh.sum()),
+        demand_determinants=[
+            {"label": dc.label, "peak_kw": float(p), "billed_kw": float(b)}
+            for dc, p, b in zip(lp.demand_charges, result.peaks_kw, result.billed_kw)
+        ],
+    )
+    return info
+
+
 def optimal(
     scenario: Scenario,
     *,
@@ -183,19 +203,6 @@ def optimal(
         result = solve_v2g(lp, terms, time_limit_s=time_limit_s)
     else:
         result = solve_v1g(lp, time_limit_s=time_limit_s)
-    info = dict(result.info)
-    info.update(
-        solver="HiGHS",
-        solver_status=result.status,
-        objective=result.objective,
-        approximations=notes,
-        exact=not notes,
-        gap=0.0 if not notes else None,
-        shortfall_kwh=float(result.shortfall_kwh.sum()),
-        demand_determinants=[
-            {"label": dc.label, "peak_kw": float(p), "billed_kw": float(b)}
-            for dc, p, b in zip(lp.demand_charges, result.peaks_kw, result.billed_kw)
-        ],
-    )
+    info = solver_info(result, lp, notes)
     status = "ok" if result.status == "Optimal" else result.status
     return Plan("optimal", scenario, result.charge_kw, status=status, info=info)

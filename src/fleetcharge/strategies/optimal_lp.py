@@ -363,13 +363,8 @@ def solve_v1g(lp: LPInput, *, time_limit_s: float | None = None) -> LPResult:
         t0 = perf_counter()
 
         highs = highs_for_model(m, a, cost, integer_used, time_limit_s)
-        t1 = perf_counter()
-        highs.run()
-        t_solve += perf_counter() - t1
-        status = highs.modelStatusToString(highs.getModelStatus())
-        x = np.asarray(highs.getSolution().col_value)
-        if x.size != m.n_col:
-            raise RuntimeError(f"HiGHS returned no solution (status: {status})")
+        status, x, seconds = run_highs(highs, m.n_col)
+        t_solve += seconds
         info = highs.getInfo()
         not_penalty = np.ones(m.n_col, dtype=bool)
         not_penalty[s] = False
@@ -524,6 +519,18 @@ def highs_with(a: sp.csc_array, cost: np.ndarray, col_lower: np.ndarray, col_upp
     highs = new_highs()
     highs.passModel(model)
     return highs
+
+
+def run_highs(highs: highspy.Highs, n_col: int) -> tuple[str, np.ndarray, float]:
+    """Solve; return HiGHS's status words, the column values and the solve time [s]."""
+    t0 = perf_counter()
+    highs.run()
+    seconds = perf_counter() - t0
+    status = highs.modelStatusToString(highs.getModelStatus())
+    x = np.asarray(highs.getSolution().col_value)
+    if x.size != n_col:
+        raise RuntimeError(f"HiGHS returned no solution (status: {status})")
+    return status, x, seconds
 
 
 def highs_for_model(m: _Model, a: sp.csc_array, cost: np.ndarray, integer_used: bool,

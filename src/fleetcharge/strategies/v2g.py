@@ -16,7 +16,7 @@ import numpy as np
 
 from fleetcharge.domain import Scenario
 from fleetcharge.plan import Plan
-from fleetcharge.strategies.optimal import lp_input, optimal
+from fleetcharge.strategies.optimal import lp_input, optimal, solver_info
 from fleetcharge.strategies.v2g_lp import V2GTerms, solve_v2g
 from fleetcharge.v2g.degradation import degradation_cost_per_kwh
 from fleetcharge.v2g.programs import program_price_per_kwh
@@ -82,24 +82,13 @@ def optimal_v2g(
         baseline_kw = baseline.site_load_kw()
     terms = v2g_terms(scenario, baseline_kw)
     result = solve_v2g(lp, terms, time_limit_s=time_limit_s)
-    info = dict(result.info)
+    info = solver_info(result, lp, notes)
     info.update(
-        solver="HiGHS",
-        solver_status=result.status,
-        objective=result.objective,
         objective_parts=result.parts,
-        approximations=notes,
-        exact=not notes,
-        gap=0.0 if not notes else None,
-        shortfall_kwh=float(result.shortfall_kwh.sum()),
         export_limit_kw=terms.export_limit_kw,
         max_export_kw=float(result.export_kw.max(initial=0.0)),
         eligible_sessions=int((terms.discharge_kw > 0).sum()),
         degradation_per_kwh=terms.degradation_per_kwh,
-        demand_determinants=[
-            {"label": dc.label, "peak_kw": float(p), "billed_kw": float(b)}
-            for dc, p, b in zip(lp.demand_charges, result.peaks_kw, result.billed_kw)
-        ],
     )
     status = "ok" if result.status == "Optimal" else result.status
     return Plan("v2g", scenario, result.charge_kw, discharge_kw=result.discharge_kw,

@@ -46,6 +46,7 @@ from fleetcharge.strategies.optimal_lp import (
     flatten_blocks,
     highs_for_model,
     highs_with,
+    run_highs,
     shortfall_penalty,
 )
 
@@ -227,13 +228,8 @@ def solve_v2g(lp: LPInput, v2g: V2GTerms, *, time_limit_s: float | None = None) 
         highs = highs_for_model(m, a, cost, integer_used, time_limit_s,
                                 ipm_min_columns=V2G_IPM_MIN_COLUMNS)
         t_build += perf_counter() - t0
-        t1 = perf_counter()
-        highs.run()
-        t_solve += perf_counter() - t1
-        status = highs.modelStatusToString(highs.getModelStatus())
-        sol = np.asarray(highs.getSolution().col_value)
-        if sol.size != m.n_col:
-            raise RuntimeError(f"HiGHS returned no solution (status: {status})")
+        status, sol, seconds = run_highs(highs, m.n_col)
+        t_solve += seconds
         t2 = perf_counter()
         y_plus = np.zeros(n_steps)
         y_plus[plugged_steps] = np.clip(sol[yp], 0.0, None)
