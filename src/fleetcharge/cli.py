@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from fleetcharge.errors import InputError
+from fleetcharge.ops.cli_chargers import chargers_app
 
 app = typer.Typer(
     add_completion=False,
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 tariffs_app = typer.Typer(no_args_is_help=True, help="The bundled tariff library.")
 app.add_typer(tariffs_app, name="tariffs")
+app.add_typer(chargers_app, name="chargers")
 
 err = Console(stderr=True)
 out = Console()

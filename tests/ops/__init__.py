@@ -1,0 +1,1 @@
+"""Tests of the operations layer (OCPP central system, persistence, simulator)."""
