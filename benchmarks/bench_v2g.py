@@ -97,7 +97,7 @@ def main() -> None:
         r = json.loads(out.stdout.strip().splitlines()[-1])
         table.add_row(r["case"], f"{r['sessions']:,}", f"{r['eligible']:,}",
                       f"{r['v1g_s']:.2f}", f"{r['v2g_s']:.2f}",
-                      f"{r['v2g_s'] / r['v1g_s']:.0f}×", f"{r['v2g_columns']:,}",
+                      f"{r['v2g_s'] / r['v1g_s']:.1f}×", f"{r['v2g_columns']:,}",
                       f"{r['objective_v1g']:,.2f}", f"{r['objective_v2g']:,.2f}",
                       f"{r['peak_mib']:,.0f}")
     Console(width=170).print(table)

@@ -152,8 +152,25 @@ def test_v2g_never_costs_more_than_v1g_and_signs_are_right():
     res_dear = solve_v2g(lp, dear)
     assert res_dear.discharge_kw.sum() == pytest.approx(0.0, abs=1e-7)
     assert res_dear.objective == pytest.approx(v1g.objective, rel=1e-6)
+    assert res_dear.info["v2g_formulated_sessions"] == 0, "pricing kept them V1G"
     # A program payment makes discharging in its window more attractive, never less.
     lp_p, v_p = instance(2, program=True)
     with_program = solve_v2g(lp_p, v_p)
     assert with_program.parts["program"] <= 0
     assert with_program.objective <= res.objective + 1e-9
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pricing_finds_discharge_that_only_demand_charges_pay_for(seed):
+    """Flat energy price: no session looks profitable on prices alone, so every session the
+    optimum discharges enters through pricing with the LP's duals (its demand charges)."""
+    lp, v = instance(seed)
+    T = lp.building_kw.size
+    building = lp.building_kw.copy()
+    building[12:15] += 25.0  # a short evening spike the vehicles can shave
+    lp = replace(lp, energy_price_per_kwh=np.full(T, 0.10), building_kw=building)
+    v = replace(v, sell_price_per_kwh=np.full(T, 0.03))
+    res = solve_v2g(lp, v)
+    assert res.objective == pytest.approx(reference(lp, v), rel=1e-6, abs=1e-6)
+    assert res.info["pricing_rounds"] >= 1
+    assert res.discharge_kw.sum() > 0

@@ -10,6 +10,7 @@ back-end meters it); charge efficiency only enters the battery's SOC:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -210,11 +211,11 @@ class Scenario:
         """The vehicle with this id."""
         return self._vehicles_by_id[vehicle_id]
 
-    @property
+    @cached_property
     def _chargers_by_id(self) -> dict[str, Charger]:
         return {c.id: c for c in self.chargers}
 
-    @property
+    @cached_property
     def _vehicles_by_id(self) -> dict[str, Vehicle]:
         return {v.id: v for v in self.vehicles}
 

@@ -85,8 +85,9 @@ class V2GResult:
     info: dict = field(default_factory=dict)
 
 
-#: The V2G LP stays on dual simplex up to this many columns (see ``solve_v2g``).
-V2G_IPM_MIN_COLUMNS = 2_000_000
+#: The V2G LP uses dual simplex up to this many columns, interior point without crossover above
+#: (see ``solve_v2g``).
+V2G_IPM_MIN_COLUMNS = 200_000
 
 
 def solve_v2g(lp: LPInput, v2g: V2GTerms, *, time_limit_s: float | None = None) -> V2GResult:
@@ -100,6 +101,14 @@ def solve_v2g(lp: LPInput, v2g: V2GTerms, *, time_limit_s: float | None = None) 
     LP that also keeps every step's SOC within bounds — and where a block cannot be split, its
     steps become blocks of their own and the LP is solved again. The result is optimal for the
     per-step model.
+
+    Most sessions of a fleet never profit from discharging, and their battery rows would only
+    slow the solver down. So the LP starts with the V2G formulation for the sessions whose
+    prices alone make a discharge pay (:func:`_likely_to_discharge`) and the V1G energy row for
+    all others; after each solve, pricing with the LP's duals (:func:`_price_discharge`) finds
+    the sessions whose discharge could still lower the cost (demand charges included), they get
+    their V2G formulation and the LP is solved again, until none is left: column generation,
+    which ends with the optimum of the full V2G model.
     """
     t0 = perf_counter()
     avail = lp.availability.tocsr()
@@ -111,7 +120,7 @@ def solve_v2g(lp: LPInput, v2g: V2GTerms, *, time_limit_s: float | None = None) 
     step_of = avail.indices
     cap = lp.max_kw[row_of] * avail.data
     eligible = (v2g.discharge_kw > 0) & (lengths > 0)
-    dcap = np.where(eligible[row_of], v2g.discharge_kw[row_of] * avail.data, 0.0)
+    dcap_eligible = np.where(eligible[row_of], v2g.discharge_kw[row_of] * avail.data, 0.0)
     sell = np.zeros(n_steps) if v2g.sell_price_per_kwh is None else v2g.sell_price_per_kwh
     program = (np.zeros(n_steps) if v2g.program_price_per_kwh is None
                else v2g.program_price_per_kwh)
@@ -135,11 +144,18 @@ def solve_v2g(lp: LPInput, v2g: V2GTerms, *, time_limit_s: float | None = None) 
     _, price_code = np.unique(np.stack([lp.energy_price_per_kwh, sell, program * paying]),
                               axis=1, return_inverse=True)
     step_cap = np.bincount(step_of, weights=cap, minlength=n_steps)
-    step_dcap = np.bincount(step_of, weights=dcap, minlength=n_steps)
-    plugged_steps = np.flatnonzero((step_cap > 0) | (step_dcap > 0))
+    plugged_steps = np.flatnonzero(step_cap > 0)
+    step_dcap = np.bincount(step_of, weights=dcap_eligible, minlength=n_steps)
+    dis_steps = np.flatnonzero(step_dcap > 0)
 
     split = np.zeros(n_steps, dtype=bool)
-    rounds = 0
+    # Sessions with the V2G formulation; the others keep the V1G energy row until pricing shows
+    # that discharging could lower the cost (column generation, see _price_discharge).
+    active = _likely_to_discharge(eligible, row_of, step_of, lp.energy_price_per_kwh,
+                                  np.maximum(sell, 0.0) if v2g.export_limit_kw > 0 else None,
+                                  np.where(paying, program, 0.0), v2g.degradation_per_kwh,
+                                  eta_c, eta_d)
+    rounds = pricing_rounds = 0
     t_build = t_solve = t_split = 0.0
     while True:
         rounds += 1
@@ -149,59 +165,33 @@ def solve_v2g(lp: LPInput, v2g: V2GTerms, *, time_limit_s: float | None = None) 
         keys, entry_block = np.unique(key, return_inverse=True)
         e_session, e_block = keys // n_blocks, keys % n_blocks
         c_cap_kwh = np.bincount(entry_block, weights=cap, minlength=keys.size) * dt
-        d_cap_kwh = np.bincount(entry_block, weights=dcap, minlength=keys.size) * dt
-        v_ent = np.flatnonzero(eligible[e_session])  # session-block entries that may discharge
-        v_ses = e_session[v_ent]
         m = _Model()
         cc = m.add_cols(np.zeros(keys.size), 0.0, c_cap_kwh)
         s = m.add_cols(np.full(n_sessions, penalty), 0.0, lp.energy_kwh)
-        dd = m.add_cols(v2g.degradation_per_kwh[v_ses] / eta_d[v_ses], 0.0, d_cap_kwh[v_ent])
-        ee = m.add_cols(np.zeros(v_ent.size), floor[v_ses], v2g.usable_kwh[v_ses])
-        # V1G sessions: E ≤ Σ C + s ≤ headroom.
-        v1g = np.flatnonzero(~eligible)
-        w_ent = np.flatnonzero(~eligible[e_session])
-        pos = np.searchsorted(v1g, e_session[w_ent])
-        m.add_rows(np.concatenate([pos, np.arange(v1g.size)]),
-                   np.concatenate([cc[w_ent], s[v1g]]),
-                   np.ones(w_ent.size + v1g.size), lp.energy_kwh[v1g], headroom[v1g])
-        # V2G battery per block: e_k − e_{k−1} − η_c C_k + D_k/η_d = 0 (e_{−1} = arrival).
-        first = np.r_[True, v_ses[1:] != v_ses[:-1]] if v_ent.size else np.zeros(0, bool)
-        k = np.arange(v_ent.size)
-        inner = ~first
-        m.add_rows(np.concatenate([k, k, k, k[inner]]),
-                   np.concatenate([ee, cc[v_ent], dd, ee[k[inner] - 1]]),
-                   np.concatenate([np.ones(k.size), -eta_c[v_ses], 1.0 / eta_d[v_ses],
-                                   -np.ones(int(inner.sum()))]),
-                   np.where(first, v2g.arrival_kwh[v_ses], 0.0),
-                   np.where(first, v2g.arrival_kwh[v_ses], 0.0))
-        # V2G departure: e_end + η_c s ≥ arrival + η_c E.
-        v_sessions = np.flatnonzero(eligible)
-        last = np.flatnonzero(np.r_[v_ses[1:] != v_ses[:-1], True]) if v_ent.size else k
-        m.add_rows(np.concatenate([np.arange(v_sessions.size)] * 2),
-                   np.concatenate([ee[last], s[v_sessions]]),
-                   np.concatenate([np.ones(v_sessions.size), eta_c[v_sessions]]),
-                   v2g.arrival_kwh[v_sessions] + eta_c[v_sessions] * lp.energy_kwh[v_sessions],
-                   np.inf)
+        # Every session starts with its V1G energy row E ≤ Σ C + s ≤ headroom.
+        energy_rows = m.n_row + np.arange(n_sessions)
+        m.add_rows(np.concatenate([e_session, np.arange(n_sessions)]),
+                   np.concatenate([cc, s]), np.ones(keys.size + n_sessions),
+                   lp.energy_kwh, headroom)
         # Charging and discharging per step, each linked to its blocks:
         # Σ_{t∈B} y⁺_t Δ = Σ_k C_k and Σ_{t∈B} y⁻_t Δ = Σ_k D_k (a net load below zero must be
-        # paid for with discharge, degradation included).
+        # paid for with discharge, degradation included; the D_k join these rows when their
+        # session gets its V2G formulation).
         yp = m.add_cols(np.zeros(plugged_steps.size), 0.0, step_cap[plugged_steps])
-        dis_steps = np.flatnonzero(step_dcap > 0)
-        yn = m.add_cols(np.zeros(dis_steps.size), 0.0, step_dcap[dis_steps])
+        yn = m.add_cols(np.zeros(dis_steps.size), 0.0, 0.0)  # bounds: see battery.add
         used, link_row = np.unique(block_of[plugged_steps], return_inverse=True)
         m.add_rows(np.concatenate([link_row, np.searchsorted(used, e_block)]),
                    np.concatenate([yp, cc]),
                    np.concatenate([np.full(yp.size, dt), -np.ones(cc.size)]),
                    np.zeros(used.size), 0.0)
         used_d, link_d = np.unique(block_of[dis_steps], return_inverse=True)
-        m.add_rows(np.concatenate([link_d, np.searchsorted(used_d, e_block[v_ent])]),
-                   np.concatenate([yn, dd]),
-                   np.concatenate([np.full(yn.size, dt), -np.ones(dd.size)]),
-                   np.zeros(used_d.size), 0.0)
+        discharge_rows = m.n_row + np.arange(used_d.size)
+        m.add_rows(link_d, yn, np.full(yn.size, dt), np.zeros(used_d.size), 0.0)
         # Site balance per step: g − x − y⁺ + y⁻ = b.
         g = m.add_cols(lp.energy_price_per_kwh * dt, 0.0, lp.service_limit_kw)
         x = m.add_cols(-sell * dt, 0.0, max(v2g.export_limit_kw, 0.0))
         t = np.arange(n_steps)
+        balance_rows = m.n_row + t
         m.add_rows(np.concatenate([t, t, plugged_steps, dis_steps]),
                    np.concatenate([g, x, yp, yn]),
                    np.concatenate([np.ones(n_steps), -np.ones(n_steps), -np.ones(yp.size),
@@ -221,26 +211,54 @@ def solve_v2g(lp: LPInput, v2g: V2GTerms, *, time_limit_s: float | None = None) 
         peak_cols, billed_cols, _, integer_used = add_demand_terms(
             m, lp.demand_charges, window, aggregate, np.zeros(window.shape[0]),
             np.ones(window.shape[0], dtype=bool))
-        a = m.matrix()
-        cost = np.concatenate(m.cost)
-        # Dual simplex throughout: its vertex solutions split into steps in fewer refinement
-        # rounds than interior-point ones (measured: 7 s vs 20 s for 50 buses × 31 days).
-        highs = highs_for_model(m, a, cost, integer_used, time_limit_s,
-                                ipm_min_columns=V2G_IPM_MIN_COLUMNS)
-        t_build += perf_counter() - t0
-        status, sol, seconds = run_highs(highs, m.n_col)
-        t_solve += seconds
+        # Dual simplex below V2G_IPM_MIN_COLUMNS: its vertex solutions split into steps in
+        # fewer refinement rounds than interior-point ones (measured: 7 s vs 20 s for 50 buses
+        # × 31 days before column generation kept most sessions V1G).
+        highs = highs_for_model(m, m.matrix(), np.concatenate(m.cost), integer_used,
+                                time_limit_s, ipm_min_columns=V2G_IPM_MIN_COLUMNS)
+        d_cap_kwh = np.bincount(entry_block, weights=dcap_eligible, minlength=keys.size) * dt
+        battery = _BatteryColumns(keys.size)
+        # A MILP has no duals to price with: every eligible session gets V2G at once.
+        new = eligible.copy() if integer_used else active.copy()
+        while True:
+            if new.any():
+                battery.add(highs, new, e_session, d_cap_kwh,
+                            discharge_rows[np.searchsorted(used_d, e_block)], cc, s,
+                            energy_rows, v2g, lp.energy_kwh, floor)
+                active |= new
+                # y⁻_t ≤ what the sessions with a V2G formulation can discharge at t.
+                active_dcap = np.bincount(step_of, weights=np.where(
+                    active[row_of], dcap_eligible, 0.0), minlength=n_steps)[dis_steps]
+                highs.changeColsBounds(yn.size, yn.astype(np.int32), np.zeros(yn.size),
+                                       active_dcap)
+            t_build += perf_counter() - t0
+            status, sol, seconds = run_highs(highs, highs.getNumCol())
+            t_solve += seconds
+            t0 = perf_counter()
+            if status != "Optimal" or integer_used:
+                break
+            row_dual = np.asarray(highs.getSolution().row_dual)
+            new = _price_discharge(eligible & ~active, row_dual[energy_rows],
+                                   row_dual[balance_rows], row_of, step_of, dcap_eligible,
+                                   v2g.degradation_per_kwh, eta_c, eta_d, dt)
+            if not new.any():
+                break
+            pricing_rounds += 1
         t2 = perf_counter()
+        cost = np.asarray(highs.getLp().col_cost_)
+        dcap = np.where(active[row_of], dcap_eligible, 0.0)
         y_plus = np.zeros(n_steps)
         y_plus[plugged_steps] = np.clip(sol[yp], 0.0, None)
         y_minus = np.zeros(n_steps)
         y_minus[dis_steps] = np.clip(sol[yn], 0.0, None)
         c_kwh = np.clip(sol[cc], 0.0, c_cap_kwh)
+        v_ent = np.flatnonzero(battery.dd >= 0)
         d_kwh = np.zeros(keys.size)
-        d_kwh[v_ent] = np.clip(sol[dd], 0.0, d_cap_kwh[v_ent])
+        d_kwh[v_ent] = np.clip(sol[battery.dd[v_ent]], 0.0, d_cap_kwh[v_ent])
         e_start = np.zeros(keys.size)  # battery energy at each entry's block start
-        e_start[v_ent] = np.where(first, v2g.arrival_kwh[v_ses],
-                                  np.r_[0.0, sol[ee][:-1]] if v_ent.size else 0.0)
+        first = np.r_[True, e_session[v_ent][1:] != e_session[v_ent][:-1]]
+        e_start[v_ent] = np.where(first, v2g.arrival_kwh[e_session[v_ent]],
+                                  sol[battery.ee[v_ent - 1]] if v_ent.size else 0.0)
         # Charging a block needs may be re-shaped under the import its peaks and the service
         # limit allow (every step its own demand window): same price inside the block.
         y_max = None
@@ -258,13 +276,14 @@ def solve_v2g(lp: LPInput, v2g: V2GTerms, *, time_limit_s: float | None = None) 
             y_plus = np.where(charge_only, flat, y_plus)
         charge, discharge, failed = _split_v2g(
             c_kwh, d_kwh, e_start, entry_block, block_of, step_of, row_of, cap,
-            dcap, y_plus, y_minus, dt, eta_c, eta_d, floor, v2g.usable_kwh, eligible, y_max)
+            dcap, y_plus, y_minus, dt, eta_c, eta_d, floor, v2g.usable_kwh, active, y_max)
         t_split += perf_counter() - t2
         t0 = perf_counter()
         if not failed.size:
             break
         split |= np.isin(block_of, failed)
 
+    dd = battery.dd[battery.dd >= 0]
     parts = {
         "energy": float(cost[g] @ sol[g]),
         "export_credit": float(cost[x] @ sol[x]),
@@ -272,7 +291,7 @@ def solve_v2g(lp: LPInput, v2g: V2GTerms, *, time_limit_s: float | None = None) 
         "program": float(cost[r] @ sol[r]) if r.size else 0.0,
     }
     demand_cols = np.setdiff1d(np.arange(m.n_col),
-                               np.concatenate([cc, s, dd, ee, yp, yn, g, x, r]))
+                               np.concatenate([cc, s, yp, yn, g, x, r]))
     parts["demand"] = float(cost[demand_cols] @ sol[demand_cols])
     pattern = (avail.indices.copy(), avail.indptr.copy())
     return V2GResult(
@@ -286,13 +305,110 @@ def solve_v2g(lp: LPInput, v2g: V2GTerms, *, time_limit_s: float | None = None) 
         status=status,
         objective=sum(parts.values()),
         parts=parts,
-        info={"columns": m.n_col, "rows": m.n_row, "nonzeros": int(a.nnz),
-              "v2g_sessions": int(eligible.sum()), "build_s": t_build, "solve_s": t_solve,
+        info={"columns": highs.getNumCol(), "rows": highs.getNumRow(),
+              "nonzeros": int(highs.getNumNz()),
+              "v2g_sessions": int(eligible.sum()), "v2g_formulated_sessions": int(active.sum()),
+              "pricing_rounds": pricing_rounds, "build_s": t_build, "solve_s": t_solve,
               "disaggregate_s": t_split, "event_blocks": n_blocks, "refinement_rounds": rounds,
               "refined_steps": int(split.sum()),
               "integer_columns": int(np.concatenate(m.integer).sum()),
               "penalty_per_kwh": penalty},
     )
+
+
+class _BatteryColumns:
+    """Discharge D and battery energy e per session-block entry, added to a HiGHS model
+    session by session (column index −1 where the entry's session has no V2G formulation)."""
+
+    def __init__(self, n_entries: int) -> None:
+        self.dd = np.full(n_entries, -1, dtype=np.int64)
+        self.ee = np.full(n_entries, -1, dtype=np.int64)
+
+    def add(self, highs: highspy.Highs, sessions: np.ndarray, e_session: np.ndarray,
+            d_cap_kwh: np.ndarray, discharge_row: np.ndarray, cc: np.ndarray, s: np.ndarray,
+            energy_rows: np.ndarray, v2g: V2GTerms, energy_kwh: np.ndarray,
+            floor_kwh: np.ndarray) -> None:
+        """Give ``sessions`` (mask) the V2G formulation in the HiGHS model (its basis is kept):
+        columns D_k (cost δ/η_d, joining its block's discharge link row) and e_k ∈ [floor, U];
+        rows e_k − e_{k−1} − η_c C_k + D_k/η_d = 0 (e_{−1} = arrival) and
+        e_end + η_c s ≥ arrival + η_c E; the V1G row's upper side (headroom) is dropped — its
+        lower side E ≤ ΣC + s stays valid, being implied by the departure row."""
+        ent = np.flatnonzero(sessions[e_session])
+        ses = e_session[ent]
+        nv = ent.size
+        eta_c, eta_d = v2g.charge_efficiency[ses], v2g.discharge_efficiency[ses]
+        n0 = highs.getNumCol()
+        dd, ee = n0 + np.arange(nv), n0 + nv + np.arange(nv)
+        self.dd[ent], self.ee[ent] = dd, ee
+        highs.addCols(nv, v2g.degradation_per_kwh[ses] / eta_d, np.zeros(nv), d_cap_kwh[ent],
+                      nv, np.arange(nv, dtype=np.int32), discharge_row[ent].astype(np.int32),
+                      -np.ones(nv))
+        highs.addCols(nv, np.zeros(nv), floor_kwh[ses], v2g.usable_kwh[ses], 0,
+                      np.zeros(nv, dtype=np.int32), np.zeros(0, dtype=np.int32), np.zeros(0))
+        first = np.r_[True, ses[1:] != ses[:-1]]
+        last = np.r_[ses[1:] != ses[:-1], True]
+        k = np.arange(nv)
+        inner = k[~first]
+        arrival = v2g.arrival_kwh[ses]
+        new_sessions = ses[last]
+        dep = nv + np.arange(new_sessions.size)
+        rows = sp.csr_array(
+            (np.concatenate([np.ones(nv), -np.ones(inner.size), -eta_c, 1.0 / eta_d,
+                             np.ones(dep.size), v2g.charge_efficiency[new_sessions]]),
+             (np.concatenate([k, inner, k, k, dep, dep]),
+              np.concatenate([ee, ee[inner - 1], cc[ent], dd, ee[last], s[new_sessions]]))),
+            shape=(nv + dep.size, n0 + 2 * nv))
+        lo = np.concatenate([np.where(first, arrival, 0.0),
+                             v2g.arrival_kwh[new_sessions]
+                             + v2g.charge_efficiency[new_sessions] * energy_kwh[new_sessions]])
+        hi = np.concatenate([np.where(first, arrival, 0.0), np.full(dep.size, np.inf)])
+        highs.addRows(lo.size, lo, hi, rows.nnz, rows.indptr[:-1].astype(np.int32),
+                      rows.indices.astype(np.int32), rows.data)
+        idx = energy_rows[new_sessions].astype(np.int32)
+        highs.changeRowsBounds(idx.size, idx, energy_kwh[new_sessions],
+                               np.full(idx.size, np.inf))
+
+
+def _likely_to_discharge(eligible: np.ndarray, row_of: np.ndarray, step_of: np.ndarray,
+                         import_price: np.ndarray, export_price: np.ndarray | None,
+                         program_price: np.ndarray, degradation_per_kwh: np.ndarray,
+                         eta_c: np.ndarray, eta_d: np.ndarray) -> np.ndarray:
+    """Eligible sessions whose energy prices alone make a discharge pay: some step of the dwell
+    where a kWh out (avoided import or export credit, plus program payment) is worth more
+    than its degradation δ/η_d plus recharging it at the dwell's cheapest import price
+    1/(η_c η_d). Only a starting set for the column generation (pricing with the LP's duals,
+    which also see demand charges, decides); it saves solving the V1G model first."""
+    value = import_price if export_price is None else np.maximum(import_price, export_price)
+    value = value + program_price
+    n = eligible.size
+    cheapest = np.full(n, np.inf)
+    np.minimum.at(cheapest, row_of, import_price[step_of])
+    best = np.full(n, -np.inf)
+    np.maximum.at(best, row_of, value[step_of])
+    return eligible & (best > degradation_per_kwh / eta_d + cheapest / (eta_c * eta_d) + 1e-9)
+
+
+def _price_discharge(candidates: np.ndarray, energy_dual: np.ndarray, balance_dual: np.ndarray, row_of: np.ndarray, step_of: np.ndarray,
+                     dcap: np.ndarray, degradation_per_kwh: np.ndarray, eta_c: np.ndarray,
+                     eta_d: np.ndarray, dt: float, tol: float = 1e-7) -> np.ndarray:
+    """Sessions among ``candidates`` (now modelled V1G) whose discharge could lower the cost.
+
+    Column generation (Dantzig–Wolfe pricing, e.g. Desrosiers & Lübbecke, *A Primer in Column
+    Generation*, 2005): a session modelled with its V1G energy row E ≤ ΣC + s ≤ headroom is
+    the V2G model with D = 0. Add to that row discharge columns D_t [kWh at the meter, step t]
+    with coefficient −1/(η_c η_d) (each kWh leaving must be recharged before departure,
+    e_end = e_arr + η_c ΣC − ΣD/η_d) and +1/Δ in step t's site balance, at cost δ/η_d: dropping
+    the SOC bounds between arrival and departure makes this a *relaxation* of the session's V2G
+    model. If no such column has a negative reduced cost c − aᵀy under the current duals y, the
+    current solution is optimal for the relaxation and, being feasible for the V2G model, for
+    the V2G model too; else the session needs its V2G formulation.
+    """
+    mu = energy_dual  # per session, its energy row's dual
+    reduced = (degradation_per_kwh[row_of] / eta_d[row_of] - balance_dual[step_of] / dt
+               + mu[row_of] / (eta_c[row_of] * eta_d[row_of]))
+    scale = 1.0 + np.abs(balance_dual[step_of]) / dt + np.abs(mu[row_of])
+    pays = (reduced < -tol * scale) & (dcap > 0) & candidates[row_of]
+    return np.bincount(row_of[pays], minlength=candidates.size) > 0
 
 
 def _split_v2g(c_kwh: np.ndarray, d_kwh: np.ndarray, e_start: np.ndarray,
