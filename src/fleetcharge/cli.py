@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from fleetcharge.dr.cli import dr
 from fleetcharge.errors import InputError
 from fleetcharge.ops.cli_chargers import chargers_app
 
@@ -28,6 +29,7 @@ app = typer.Typer(
 tariffs_app = typer.Typer(no_args_is_help=True, help="The bundled tariff library.")
 app.add_typer(tariffs_app, name="tariffs")
 app.add_typer(chargers_app, name="chargers")
+app.command()(dr)
 
 err = Console(stderr=True)
 out = Console()

@@ -155,7 +155,8 @@ def load_scenario(path: str | Path) -> Scenario:
     Scenario
         Frozen domain objects on the horizon ``[billing.start, billing.end)``. ``metadata``
         holds ``source``, ``input`` (``"sessions"``/``"trips"``), ``warnings``,
-        ``clipped_sessions``, ``dropped_sessions`` and ``kwh_per_mile`` by vehicle type.
+        ``clipped_sessions``, ``dropped_sessions``, ``kwh_per_mile`` by vehicle type and
+        ``dr_programs`` (the ``dr: programs:`` by name, :class:`fleetcharge.dr.programs.DRProgram`).
         ``site.interconnection`` and ``v2g`` hold the V2G settings (their defaults when the YAML
         has none: no agreement, no programs).
 
@@ -319,6 +320,7 @@ def _scenario_from_model(model: ScenarioModel, base: Path, file: str,
     meta = _finish_metadata(
         meta, _v2g_warnings(model, file, where) + warnings, source=file, input=kind,
         kwh_per_mile=kwh_per_mile, description=model.description,
+        dr_programs=model.dr.by_name() if model.dr is not None else {},
     )
     ic = model.site.interconnection
     interconnection = Interconnection() if ic is None else Interconnection(

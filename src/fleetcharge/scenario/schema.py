@@ -32,6 +32,8 @@ from pydantic import (
     model_validator,
 )
 
+from fleetcharge.dr.programs import PRESETS as DR_PRESETS
+from fleetcharge.dr.programs import DRProgram
 from fleetcharge.errors import ConsistencyError, InputError
 from fleetcharge.timegrid import ALLOWED_RESOLUTIONS_MIN
 from fleetcharge.v2g.programs import ELRP_LIKE, Program
@@ -422,6 +424,85 @@ class V2GModel(_Strict):
         return self
 
 
+class _DRProgramBase(_Strict):
+    """A DR program; the fields are :class:`~fleetcharge.dr.programs.DRProgram`'s."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, from_attributes=True)
+    _program: DRProgram = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _build(self) -> Any:
+        try:
+            program = DRProgram(**{f: getattr(self, f) for f in type(self).model_fields})
+        except (ValueError, TypeError) as exc:
+            raise ValueError(str(exc)) from None
+        self._program = program
+        return self
+
+    def to_dr_program(self) -> DRProgram:
+        """The validated :class:`DRProgram`."""
+        return self._program
+
+
+def _dr_program_model() -> type[_DRProgramBase]:
+    """A pydantic model with the fields of ``DRProgram.__init__`` (kept in step with it)."""
+    hints = typing.get_type_hints(DRProgram)
+    fields: dict[str, Any] = {}
+    for p in inspect.signature(DRProgram).parameters.values():
+        default = ... if p.default is inspect.Parameter.empty else p.default
+        fields[p.name] = (hints.get(p.name, Any), default)
+    return create_model("DRProgramModel", __base__=_DRProgramBase, **fields)
+
+
+DRProgramModel = _dr_program_model()
+
+
+def _dr_program_entry(v: Any) -> Any:
+    """A preset name → its program; ``{preset: name, <field>: …}`` → the preset with those
+    fields changed; any other mapping is a full definition, validated field by field."""
+    presets = ", ".join(DR_PRESETS)
+    required = [n for n, f in DRProgramModel.model_fields.items() if f.is_required()]
+    name = v if isinstance(v, str) else v.get("preset") if isinstance(v, dict) else None
+    if name is not None and name not in DR_PRESETS:
+        raise ValueError(f"unknown DR program preset {name!r}{_close(name, list(DR_PRESETS))}; "
+                         f"presets are {presets}, or define it in full with "
+                         f"{', '.join(required)}")
+    if isinstance(v, str):
+        return DR_PRESETS[v]
+    if not isinstance(v, dict):
+        raise ValueError(f"a DR program is a preset name ({presets}), a mapping "
+                         "{preset: <name>, <field>: <value>} or a full definition with "
+                         f"{', '.join(required)}")
+    if name is not None:
+        preset = DR_PRESETS[name]
+        base = {f: getattr(preset, f) for f in DRProgramModel.model_fields}
+        return {**base, **{k: x for k, x in v.items() if k != "preset"}}
+    return v
+
+
+class DRModel(_Strict):
+    """``dr:`` — the demand-response programs the depot is enrolled in (events name them)."""
+
+    programs: list[  # type: ignore[valid-type]
+        Annotated[DRProgramModel, BeforeValidator(_dr_program_entry)]] = []
+
+    @model_validator(mode="after")
+    def _unique(self) -> DRModel:
+        seen: dict[str, int] = {}
+        for i, p in enumerate(self.programs):
+            name = p.to_dr_program().name
+            if name in seen:
+                raise ValueError(f"DR program {name!r} is listed twice (programs[{seen[name]}] "
+                                 f"and programs[{i}]); list each program once (give a changed "
+                                 "preset its own `name:`)")
+            seen[name] = i
+        return self
+
+    def by_name(self) -> dict[str, DRProgram]:
+        """The programs by name."""
+        return {p.to_dr_program().name: p.to_dr_program() for p in self.programs}
+
+
 class ScenarioModel(_Strict):
     """The whole scenario YAML."""
 
@@ -438,6 +519,7 @@ class ScenarioModel(_Strict):
     sessions_csv: str | None = None
     trips_csv: str | None = None
     v2g: V2GModel | None = None
+    dr: DRModel | None = None
 
     @field_validator("resolution_min")
     @classmethod

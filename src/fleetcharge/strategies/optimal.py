@@ -124,8 +124,18 @@ def lp_input(
     scenario: Scenario,
     peaks_so_far_kw: Mapping[str, float] | None = None,
     demand_history_kw: Mapping[str, float] | None = None,
+    *,
+    import_limit_kw: np.ndarray | None = None,
+    price_adder_per_kwh: np.ndarray | None = None,
 ) -> tuple[LPInput, list[str]]:
-    """The LP of ``scenario`` and the list of approximations it makes (empty when exact)."""
+    """The LP of ``scenario`` and the list of approximations it makes (empty when exact).
+
+    ``import_limit_kw`` (one value per step, ``inf`` = none) lowers the site's import limit
+    below the service limit, e.g. in a demand-response event; it never asks to shed the building
+    load, so the LP's limit is ``min(service limit, max(import_limit_kw, building))``.
+    ``price_adder_per_kwh`` (one value per step) is added to the energy price, e.g. a DR price
+    signal paid per kWh not taken (see :mod:`fleetcharge.dr.planning`).
+    """
     horizon = scenario.horizon
     tariff = scenario.tariff
     arrays = scenario.session_arrays()
@@ -133,19 +143,36 @@ def lp_input(
         tariff, horizon, scenario.billing_cycle_day, peaks_so_far_kw, demand_history_kw)
     if tariff.energy is not None and tariff.energy.is_tiered:
         notes.append("tiered energy rates priced at each period's first tier in the plan")
+    building = scenario.building_kw()
+    limit: float | np.ndarray = scenario.site.service_limit_kw
+    if import_limit_kw is not None:
+        limit = np.minimum(limit, np.maximum(_per_step(import_limit_kw, horizon, "import_limit_kw"),
+                                             building))
+    price = np.asarray(tariff.energy_rate_per_kwh(horizon), dtype=float)
+    if price_adder_per_kwh is not None:
+        price = price + _per_step(price_adder_per_kwh, horizon, "price_adder_per_kwh")
     lp = LPInput(
         availability=arrays.availability(horizon.n_steps),
         max_kw=arrays.max_kw,
         energy_kwh=arrays.energy_kwh,
         step_hours=horizon.step_hours,
-        energy_price_per_kwh=np.asarray(tariff.energy_rate_per_kwh(horizon), dtype=float),
-        building_kw=scenario.building_kw(),
-        service_limit_kw=scenario.site.service_limit_kw,
+        energy_price_per_kwh=price,
+        building_kw=building,
+        service_limit_kw=limit,
         demand_charges=charges,
         window_matrix=window,
         headroom_kwh=(1.0 - arrays.arrival_soc) * arrays.usable_kwh / arrays.efficiency,
     )
     return lp, notes
+
+
+def _per_step(values: np.ndarray, horizon: Horizon, name: str) -> np.ndarray:
+    """``values`` as a float array with one entry per step of ``horizon``."""
+    out = np.asarray(values, dtype=float)
+    if out.shape != (horizon.n_steps,):
+        raise ValueError(f"{name} has shape {out.shape}; it needs one value per step "
+                         f"({horizon.n_steps})")
+    return out
 
 
 def solver_info(result, lp: LPInput, notes: list[str]) -> dict:
@@ -174,6 +201,8 @@ def optimal(
     peaks_so_far_kw: Mapping[str, float] | None = None,
     demand_history_kw: Mapping[str, float] | None = None,
     time_limit_s: float | None = None,
+    import_limit_kw: np.ndarray | None = None,
+    price_adder_per_kwh: np.ndarray | None = None,
 ) -> Plan:
     """Plan that minimises the bill (energy + demand) with every departure target met if possible.
 
@@ -181,8 +210,11 @@ def optimal(
     and reported per vehicle (see accounting's readiness), and the rest of the fleet is still
     planned at least cost. ``plan.info`` carries the solver status, objective, sizes and timings,
     the demand determinants and the list of approximations (empty: the plan is exactly optimal).
+    ``import_limit_kw`` and ``price_adder_per_kwh`` (per step) are demand-response inputs; see
+    :func:`lp_input`. With a price adder the objective includes it, so it is not the bill.
     """
-    lp, notes = lp_input(scenario, peaks_so_far_kw, demand_history_kw)
+    lp, notes = lp_input(scenario, peaks_so_far_kw, demand_history_kw,
+                         import_limit_kw=import_limit_kw, price_adder_per_kwh=price_adder_per_kwh)
     if (lp.building_kw < 0).any():
         # On-site generation exceeds the building at times: the meter exports, import and export
         # are priced differently, so solve the per-step model that splits them (V2G LP without

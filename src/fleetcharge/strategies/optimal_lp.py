@@ -10,7 +10,7 @@ tariff's demand interval), demand determinants j (a set of windows W_j):
 
     \\text{s.t.}\\quad \\sum_t Δ\\, c_{n,t} + s_n ≥ E_n          \\quad (\\text{departure energy})
 
-    \\sum_n c_{n,t} ≤ L − b_t                                    \\quad (\\text{service limit})
+    \\sum_n c_{n,t} ≤ L_t − b_t                                  \\quad (\\text{service limit})
 
     \\sum_t a_{w,t} \\sum_n c_{n,t} − P_j ≤ −\\sum_t a_{w,t} b_t \\quad ∀ w ∈ W_j
     \\quad (\\text{metered peak})
@@ -21,7 +21,8 @@ tariff's demand interval), demand determinants j (a set of windows W_j):
     0 ≤ c_{n,t} ≤ \\bar p_n f_{n,t},\\quad 0 ≤ s_n ≤ E_n,\\quad P_j ≥ \\underline P_j
 
 with π the energy price [$/kWh], Δ the step [h], E_n the energy at the charger the session needs
-[kWh], L the service limit and b the building load [kW], f the available fraction of a step,
+[kWh], L the site's import limit (the service limit, lowered in demand-response events; one
+value or one per step) and b the building load [kW], f the available fraction of a step,
 a_{w,t} the averaging weights of window w, :math:`\\underline P_j` the peak already metered this
 billing period [kW], φ a ratchet fraction and :math:`\\underline B_j` a ratchet floor from
 history [kW]. ``cost_j`` is linear (one rate), convex piecewise linear (tiers with
@@ -117,7 +118,7 @@ class LPInput:
     step_hours: float
     energy_price_per_kwh: np.ndarray  # per step [$/kWh]
     building_kw: np.ndarray  # per step [kW]
-    service_limit_kw: float
+    service_limit_kw: float | np.ndarray  # site import limit [kW]: one value, or one per step
     demand_charges: tuple[DemandCharge, ...] = ()
     window_matrix: sp.csr_array | None = None  # (n_windows × n_steps) averaging; None = identity
     headroom_kwh: np.ndarray | None = None  # per session, most energy the battery can take [kWh]
@@ -340,7 +341,8 @@ def solve_v1g(lp: LPInput, *, time_limit_s: float | None = None) -> LPResult:
         # Site charging load y_t (kW) where anyone can charge: ≤ Σ caps and ≤ the service limit.
         step_cap = np.bincount(step_of, weights=cap, minlength=n_steps)
         charging_steps = np.flatnonzero(step_cap > 0)
-        room = np.maximum(lp.service_limit_kw - lp.building_kw[charging_steps], 0.0)
+        limit_kw = np.broadcast_to(np.asarray(lp.service_limit_kw, dtype=float), n_steps)
+        room = np.maximum(limit_kw[charging_steps] - lp.building_kw[charging_steps], 0.0)
         y = m.add_cols(np.zeros(charging_steps.size), 0.0,
                        np.minimum(step_cap[charging_steps], room))
         y_col = np.full(n_steps, -1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,9 @@ from fleetcharge.plan import Plan
 from fleetcharge.strategies.optimal import demand_charges, optimal
 from fleetcharge.scenario.tables import reindex_load
 from fleetcharge.timegrid import Horizon, infer_resolution_min
+
+if TYPE_CHECKING:
+    from fleetcharge.dr.events import DREvent
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,10 @@ class LiveState:
     ``metered_kw`` is the site meter's interval-average load so far in the billing cycle, from
     which the month-to-date peaks are taken; ``demand_history_kw`` holds earlier months' peaks
     for ratchets (``{"2025-02": 512.0}``). ``building_forecast_kw`` is the building load expected
-    over the horizon (zeros when unknown).
+    over the horizon (zeros when unknown). ``dr_events`` are the demand-response events the
+    depot has accepted (:class:`fleetcharge.dr.events.DREvent`); a re-plan honours them
+    (:func:`fleetcharge.dr.planning.plan_with_events`; programs from ``depot.metadata
+    ["dr_programs"]`` and the presets).
     """
 
     depot: Scenario
@@ -67,6 +74,7 @@ class LiveState:
     metered_kw: pd.Series | None = None
     demand_history_kw: Mapping[str, float] = field(default_factory=dict)
     building_forecast_kw: pd.Series | None = None
+    dr_events: tuple[DREvent, ...] = ()
 
 
 def peaks_so_far(depot: Scenario, metered_kw: pd.Series | None) -> dict[str, float]:
@@ -144,13 +152,24 @@ def replan(state: LiveState, now: pd.Timestamp, horizon_hours: float = 24.0,
     """Optimal plan from ``now`` over ``horizon_hours`` (default 24 h) given the live state.
 
     The month-to-date peaks of ``state.metered_kw`` are floors of the demand determinants of the
-    current billing cycle; ``state.demand_history_kw`` feeds ratchets. The returned plan's
-    ``info["replan_s"]`` is the wall time of the whole call.
+    current billing cycle; ``state.demand_history_kw`` feeds ratchets. Accepted DR events
+    (``state.dr_events``) that overlap the horizon are honoured: import limits in curtail and
+    reduce events, prices in price events, V2G where a pair is eligible (see
+    :mod:`fleetcharge.dr.planning`). The returned plan's ``info["replan_s"]`` is the wall time of
+    the whole call.
     """
     t0 = pd.Timestamp.now()
     scenario = live_scenario(state, now, horizon_hours)
-    plan = optimal(scenario, peaks_so_far_kw=peaks_so_far(state.depot, state.metered_kw),
-                   demand_history_kw=state.demand_history_kw, time_limit_s=time_limit_s)
+    peaks = peaks_so_far(state.depot, state.metered_kw)
+    if state.dr_events:
+        from fleetcharge.dr.planning import plan_with_events  # lazy: dr builds on this module
+
+        plan = plan_with_events(scenario, state.dr_events, state.depot.metadata.get(
+            "dr_programs"), history_kw=state.metered_kw, peaks_so_far_kw=peaks,
+            demand_history_kw=state.demand_history_kw, time_limit_s=time_limit_s)
+    else:
+        plan = optimal(scenario, peaks_so_far_kw=peaks, demand_history_kw=state.demand_history_kw,
+                       time_limit_s=time_limit_s)
     plan.info["replan_s"] = (pd.Timestamp.now() - t0).total_seconds()
     return plan
 
