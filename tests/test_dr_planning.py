@@ -102,7 +102,7 @@ def test_penalty_for_declining_makes_taking_part_worth_it():
                         ).decisions
     assert not d.participate and d.settlement is None
     assert d.reason == ("declined: earnings $2.00 < extra cost $8.00 (demand charge +$8.00); "
-                        "declining is free: notice 5 min is less than the 30 min the program "
+                        "declining is free: notice 5.0 min is less than the 30 min the program "
                         "guarantees")
 
 

@@ -243,7 +243,7 @@ class DRProgram:
             return "a price signal carries no obligation"
         notice = event.notice_minutes
         if self.notice_minutes > 0 and notice is not None and notice < self.notice_minutes:
-            return (f"notice {notice:.0f} min is less than the {self.notice_minutes} min the "
+            return (f"notice {notice:.1f} min is less than the {self.notice_minutes} min the "
                     "program guarantees")
         if over_cap:
             return "the event is beyond the program's caps"
