@@ -349,6 +349,7 @@ def solve_v1g(lp: LPInput, *, time_limit_s: float | None = None) -> LPResult:
         y_col[charging_steps] = y
         # Block link: Σ_{t∈B} y_t Δ − Σ_n e_{n,B} = 0
         used_blocks, link_row = np.unique(block_of[charging_steps], return_inverse=True)
+        link_rows = m.n_row + np.arange(used_blocks.size)
         m.add_rows(np.concatenate([link_row, np.searchsorted(used_blocks, e_block)]),
                    np.concatenate([y, e]), np.concatenate([np.full(y.size, dt), -np.ones(e.size)]),
                    np.zeros(used_blocks.size), 0.0)
@@ -401,6 +402,17 @@ def solve_v1g(lp: LPInput, *, time_limit_s: float | None = None) -> LPResult:
     charge = sp.csr_array((data, full.indices.copy(), full.indptr.copy()), shape=full.shape)
     shortfall = np.zeros(full.shape[0])
     shortfall[active] = np.clip(x[s], 0.0, None)
+    duals = {}
+    if status == "Optimal" and not integer_used:
+        solution = highs.getSolution()
+        row_dual, col_dual = np.asarray(solution.row_dual), np.asarray(solution.col_dual)
+        energy_dual = np.zeros(full.shape[0])
+        energy_dual[active] = row_dual[:n_sessions]  # the energy rows come first
+        # Value of one kW less load at step t over a step (V2G's site-balance dual): energy
+        # π_t Δ plus what the demand rows charge y_t, a_yᵀλ − Δ λ_link = −rc_y − Δ λ_link.
+        step_dual = lp.energy_price_per_kwh * dt
+        step_dual[charging_steps] += (col_dual[y] + dt * row_dual[link_rows][link_row])
+        duals = {"energy_dual": energy_dual, "step_dual": step_dual}
     return LPResult(
         charge_kw=charge,
         shortfall_kwh=shortfall,
@@ -423,6 +435,7 @@ def solve_v1g(lp: LPInput, *, time_limit_s: float | None = None) -> LPResult:
             "refined_steps": int(split.sum()),
             "penalty_per_kwh": penalty,
             "mip_gap": float(info.mip_gap) if integer_used else 0.0,
+            **duals,
         },
     )
 

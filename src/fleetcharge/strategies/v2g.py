@@ -72,7 +72,8 @@ def optimal_v2g(
     """Plan that minimises bill + degradation − program payments with V2G where eligible.
 
     ``baseline`` is the V1G plan whose site load programs measure reductions against (computed
-    with :func:`fleetcharge.strategies.optimal.optimal` when needed and not given).
+    with :func:`fleetcharge.strategies.optimal.optimal` when needed and not given); its LP
+    duals also tell the V2G LP which sessions to start with (a speed-up only).
     """
     lp, notes = lp_input(scenario, peaks_so_far_kw, demand_history_kw)
     baseline_kw = None
@@ -80,8 +81,11 @@ def optimal_v2g(
         baseline = baseline or optimal(scenario, peaks_so_far_kw=peaks_so_far_kw,
                                        demand_history_kw=demand_history_kw)
         baseline_kw = baseline.site_load_kw()
+    v1g_duals = None
+    if baseline is not None and "step_dual" in baseline.info:
+        v1g_duals = (baseline.info["energy_dual"], baseline.info["step_dual"])
     terms = v2g_terms(scenario, baseline_kw)
-    result = solve_v2g(lp, terms, time_limit_s=time_limit_s)
+    result = solve_v2g(lp, terms, time_limit_s=time_limit_s, v1g_duals=v1g_duals)
     info = solver_info(result, lp, notes)
     info.update(
         objective_parts=result.parts,

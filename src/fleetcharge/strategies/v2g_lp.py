@@ -90,7 +90,8 @@ class V2GResult:
 V2G_IPM_MIN_COLUMNS = 200_000
 
 
-def solve_v2g(lp: LPInput, v2g: V2GTerms, *, time_limit_s: float | None = None) -> V2GResult:
+def solve_v2g(lp: LPInput, v2g: V2GTerms, *, time_limit_s: float | None = None,
+              v1g_duals: tuple[np.ndarray, np.ndarray] | None = None) -> V2GResult:
     """Build the V2G LP on event blocks, solve it with HiGHS, and split it into per-step power.
 
     As for V1G (:func:`fleetcharge.strategies.optimal_lp.solve_v1g`), each session gets its
@@ -108,7 +109,9 @@ def solve_v2g(lp: LPInput, v2g: V2GTerms, *, time_limit_s: float | None = None) 
     all others; after each solve, pricing with the LP's duals (:func:`_price_discharge`) finds
     the sessions whose discharge could still lower the cost (demand charges included), they get
     their V2G formulation and the LP is solved again, until none is left: column generation,
-    which ends with the optimum of the full V2G model.
+    which ends with the optimum of the full V2G model. ``v1g_duals`` (per-session energy-row
+    and per-step site duals of the V1G plan, ``LPResult.info["energy_dual"/"step_dual"]``)
+    price the starting set too, which usually leaves nothing for later rounds.
     """
     t0 = perf_counter()
     avail = lp.availability.tocsr()
@@ -155,6 +158,9 @@ def solve_v2g(lp: LPInput, v2g: V2GTerms, *, time_limit_s: float | None = None) 
                                   np.maximum(sell, 0.0) if v2g.export_limit_kw > 0 else None,
                                   np.where(paying, program, 0.0), v2g.degradation_per_kwh,
                                   eta_c, eta_d)
+    if v1g_duals is not None and v1g_duals[0].size == n_sessions and v1g_duals[1].size == n_steps:
+        active |= _price_discharge(eligible, v1g_duals[0], v1g_duals[1], row_of, step_of,
+                                   dcap_eligible, v2g.degradation_per_kwh, eta_c, eta_d, dt)
     rounds = pricing_rounds = 0
     t_build = t_solve = t_split = 0.0
     while True:
