@@ -174,3 +174,21 @@ def test_pricing_finds_discharge_that_only_demand_charges_pay_for(seed):
     assert res.objective == pytest.approx(reference(lp, v), rel=1e-6, abs=1e-6)
     assert res.info["pricing_rounds"] >= 1
     assert res.discharge_kw.sum() > 0
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_v1g_duals_only_choose_the_starting_sessions(seed):
+    """Starting from the sessions the V1G plan's duals price in changes the work, never the
+    optimum (flat energy price: only demand charges make a discharge pay)."""
+    lp, v = instance(seed)
+    T = lp.building_kw.size
+    lp = replace(lp, energy_price_per_kwh=np.full(T, 0.10),
+                 energy_kwh=np.minimum(lp.energy_kwh * 2, 0.9 * lp.headroom_kwh))
+    v = replace(v, sell_price_per_kwh=np.full(T, 0.03))
+    v1g = solve_v1g(lp)
+    assert v1g.info["step_dual"].max() > 0.10 * lp.step_hours, "the peak's value shows"
+    cold = solve_v2g(lp, v)
+    seeded = solve_v2g(lp, v, v1g_duals=(v1g.info["energy_dual"], v1g.info["step_dual"]))
+    assert seeded.objective == pytest.approx(reference(lp, v), rel=1e-6, abs=1e-6)
+    assert seeded.objective == pytest.approx(cold.objective, rel=1e-9, abs=1e-9)
+    assert seeded.info["pricing_rounds"] <= cold.info["pricing_rounds"]
