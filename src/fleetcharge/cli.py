@@ -1,4 +1,5 @@
-"""The ``fleetcharge`` command line: plan, bill, tariffs, generate.
+"""The ``fleetcharge`` command line: plan, v2g, dr, bill, serve, simulate-depot, chargers,
+tariffs, generate.
 
 Bad input prints one clear message (file, row/field, fix) and exits with code 2; nothing is
 written. Machine-readable output (``--json``) goes to stdout, everything else to stderr.
@@ -6,6 +7,7 @@ written. Machine-readable output (``--json``) goes to stdout, everything else to
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -19,7 +21,7 @@ from rich.markup import escape
 
 from fleetcharge.dr.cli import dr
 from fleetcharge.errors import InputError
-from fleetcharge.ops.cli_chargers import chargers_app
+from fleetcharge.ops.cli_chargers import DEFAULT_DB_URL, chargers_app
 
 app = typer.Typer(
     add_completion=False,
@@ -263,6 +265,103 @@ def bill(
         table.add_row(m["month"], *[_money(m[c]) for c in cols[1:]])
     table.add_row("total", *[""] * (len(cols) - 2), _money(data["total"]), style="bold")
     out.print(table)
+
+
+@app.command()
+def serve(
+    scenario_file: Annotated[Path, typer.Argument(
+        metavar="SCENARIO.yaml", help="The depot: chargers (= OCPP identities), fleet, tariff.")],
+    db: Annotated[str, typer.Option("--db", help="Database URL: sqlite:///file.db or "
+                                    "postgresql+psycopg://user@host/db.")] = DEFAULT_DB_URL,
+    ocpp_host: Annotated[str, typer.Option(help="OCPP websocket listen address.")] = "0.0.0.0",
+    ocpp_port: Annotated[int, typer.Option(help="OCPP websocket port.")] = 9000,
+    http_host: Annotated[str, typer.Option(help="REST API listen address.")] = "127.0.0.1",
+    http_port: Annotated[int, typer.Option(help="REST API port.")] = 8000,
+    tls_cert: Annotated[Optional[Path], typer.Option(
+        help="PEM certificate: serve wss:// (OCPP security profile 2).")] = None,
+    tls_key: Annotated[Optional[Path], typer.Option(help="PEM private key for --tls-cert.")] = None,
+    speed: Annotated[float, typer.Option(
+        help="Simulated seconds per real second (give simulate-depot the same).")] = 1.0,
+    start: Annotated[Optional[str], typer.Option(
+        help="Simulated start time, ISO 8601 (default: now).")] = None,
+    replan_timeout: Annotated[float, typer.Option(
+        help="Seconds a re-plan may take before the last good plan is kept.")] = 60.0,
+) -> None:
+    """Run the depot live: OCPP 1.6J/2.0.1/2.1 central system, re-plans, profiles, REST API."""
+    import logging
+
+    from fleetcharge.ops.serve import run_serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
+                        "%(message)s")
+    try:
+        run_serve(scenario_file, db_url=db, ocpp_host=ocpp_host, ocpp_port=ocpp_port,
+                  http_host=http_host, http_port=http_port, tls_cert=tls_cert, tls_key=tls_key,
+                  speed=speed, start=start, replan_timeout_s=replan_timeout)
+    except InputError as exc:
+        _fail(exc)
+
+
+@app.command("simulate-depot")
+def simulate_depot(
+    scenario_file: Annotated[Path, typer.Argument(
+        metavar="SCENARIO.yaml", help="One simulated charge point per charger, driven by the "
+                                      "scenario's sessions.")],
+    url: Annotated[str, typer.Option(help="Central system, ws://HOST:PORT or wss://HOST:PORT.")],
+    password: Annotated[Optional[str], typer.Option(
+        envvar="FLEETCHARGE_CP_PASSWORD",
+        help="Basic auth password of every charge point (or set FLEETCHARGE_CP_PASSWORD).")
+    ] = None,
+    speed: Annotated[float, typer.Option(
+        help="Simulated seconds per real second (give serve the same).")] = 60.0,
+    start: Annotated[Optional[str], typer.Option(
+        help="Simulated start, ISO 8601 (default: the first arrival; give serve the same).")
+    ] = None,
+    until: Annotated[Optional[str], typer.Option(
+        help="Simulated end, ISO 8601 (default: the last departure).")] = None,
+    versions: Annotated[str, typer.Option(
+        help="OCPP versions, assigned round-robin over the chargers.")] = "1.6,2.0.1,2.1",
+    meter_interval: Annotated[float, typer.Option(
+        help="Simulated seconds between meter values.")] = 60.0,
+    cafile: Annotated[Optional[Path], typer.Option(
+        help="CA bundle (PEM) to verify a wss:// server.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+) -> None:
+    """Simulated OCPP 1.6J/2.0.1/2.1 charge points that charge the scenario's vehicles."""
+    import pandas as pd
+
+    from fleetcharge.ops.simulator import run_simulate_depot, summary_table
+
+    try:
+        if not password:
+            raise InputError("give the charge points' password with --password or the "
+                             "FLEETCHARGE_CP_PASSWORD environment variable (the one registered "
+                             "with `fleetcharge chargers add ID --password-stdin`)",
+                             location="--password")
+        result = run_simulate_depot(
+            scenario_file, url, password=password, speed=speed, start=start, until=until,
+            versions=[v.strip() for v in versions.split(",") if v.strip()],
+            meter_interval_s=meter_interval, cafile=cafile)
+    except InputError as exc:
+        _fail(exc)
+    if as_json:
+        stats = result.stats
+        _print_json({
+            "all_met": result.all_met,
+            "peak_kw": round(result.peak_kw, 3),
+            "sessions": [{k: (v.isoformat() if isinstance(v, pd.Timestamp) else v)
+                          for k, v in dataclasses.asdict(r).items()} for r in result.sessions],
+            "site_kw": {t.isoformat(): round(float(v), 3) for t, v in result.site_kw.items()},
+            "messages": {"sent": stats.sent, "answered": stats.answered,
+                         "errors": stats.errors, "timeouts": stats.timeouts,
+                         "undelivered": stats.undelivered,
+                         "latency_ms": stats.latency_percentiles_ms()},
+            "versions": result.versions,
+        })
+    else:
+        out.print(summary_table(result))
+    if not result.all_met:
+        raise typer.Exit(1)
 
 
 @tariffs_app.command("list")
