@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
+# A charge point that is not our code (npm ocpp-rpc, strict schema mode) for the OCPP tests.
+NODE_TP := tests/ops/third_party
+STAMP_NODE := $(NODE_TP)/node_modules/.package-lock.json
 
 .PHONY: demo test bench clean
 
@@ -24,7 +27,10 @@ demo: $(STAMP_RUN)
 	$(BIN)/fleetcharge v2g examples/school-buses-v2g/scenario.yaml --out out/school-buses-v2g
 	$(BIN)/fleetcharge v2g examples/delivery-vans-v2g/scenario.yaml --out out/delivery-vans-v2g
 
-test: $(STAMP_DEV)
+$(STAMP_NODE): $(NODE_TP)/package.json $(NODE_TP)/package-lock.json
+	npm ci --prefix $(NODE_TP) --no-audit --no-fund
+
+test: $(STAMP_DEV) $(STAMP_NODE)
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: $(STAMP_RUN)
@@ -33,4 +39,4 @@ bench: $(STAMP_RUN)
 	cd benchmarks && ../$(BIN)/python bench_v2g.py
 
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) out .pytest_cache $(NODE_TP)/node_modules
