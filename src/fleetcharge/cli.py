@@ -286,18 +286,44 @@ def serve(
         help="Simulated start time, ISO 8601 (default: now).")] = None,
     replan_timeout: Annotated[float, typer.Option(
         help="Seconds a re-plan may take before the last good plan is kept.")] = 60.0,
+    vtn_url: Annotated[Optional[str], typer.Option(
+        help="Join demand response: the utility's OpenADR 2.0b VTN URL.")] = None,
+    ven_name: Annotated[str, typer.Option(help="This depot's VEN name at the VTN.")
+                        ] = "fleetcharge",
+    dr_program: Annotated[str, typer.Option(
+        help="DR program events are judged under (preset or scenario program).")
+    ] = "capacity-with-penalty",
+    simple_levels_kw: Annotated[str, typer.Option(
+        help="Site import limit (kW) for SIMPLE levels 1,2,3, e.g. 300,200,100.")] = "",
+    ven_cert: Annotated[Optional[Path], typer.Option(help="VEN certificate (PEM) for signed "
+                                                          "OpenADR messages.")] = None,
+    ven_key: Annotated[Optional[Path], typer.Option(help="VEN private key (PEM).")] = None,
+    vtn_fingerprint: Annotated[Optional[str], typer.Option(
+        help="The VTN certificate's fingerprint.")] = None,
 ) -> None:
     """Run the depot live: OCPP 1.6J/2.0.1/2.1 central system, re-plans, profiles, REST API."""
     import logging
 
-    from fleetcharge.ops.serve import run_serve
+    from fleetcharge.ops.serve import VENSettings, run_serve
 
+    ven = None
+    if vtn_url is not None:
+        try:
+            levels = [float(x) for x in simple_levels_kw.split(",") if x.strip()]
+        except ValueError:
+            _fail(InputError(f"give kW numbers separated by commas, e.g. 300,200,100; got "
+                             f"{simple_levels_kw!r}", location="--simple-levels-kw"))
+        ven = VENSettings(vtn_url, ven_name, dr_program,
+                          {i + 1: kw for i, kw in enumerate(levels)},
+                          cert=None if ven_cert is None else str(ven_cert),
+                          key=None if ven_key is None else str(ven_key),
+                          vtn_fingerprint=vtn_fingerprint)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
     try:
         run_serve(scenario_file, db_url=db, ocpp_host=ocpp_host, ocpp_port=ocpp_port,
                   http_host=http_host, http_port=http_port, tls_cert=tls_cert, tls_key=tls_key,
-                  speed=speed, start=start, replan_timeout_s=replan_timeout)
+                  speed=speed, start=start, replan_timeout_s=replan_timeout, ven=ven)
     except InputError as exc:
         _fail(exc)
 

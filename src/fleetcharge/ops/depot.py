@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from fleetcharge.domain import Charger, Scenario, Session
+from fleetcharge.dr.events import DREvent
 from fleetcharge.ops import profiles
 from fleetcharge.ops.clock import Clock
 from fleetcharge.ops.store import MeterSample, Store, TransactionRecord
@@ -298,6 +299,9 @@ class DepotController:
         self.last: PlanRecord | None = None
         self.replans = 0
         self.failures = 0
+        #: Demand-response events the depot has accepted (OpenADR, see :meth:`set_dr_events`);
+        #: every re-plan honours them.
+        self.dr_events: tuple[DREvent, ...] = ()
         self.last_error: str | None = None
         self._chargers = {c.id: c for c in scenario.chargers}
         self._vehicles = {v.id: v for v in scenario.vehicles}
@@ -462,6 +466,21 @@ class DepotController:
             self.request_replan(f"{cp_id} meters {measured_kw:.1f} kW, "
                                 f"{planned_kw:.1f} kW planned")
 
+    def set_dr_events(self, events: tuple[DREvent, ...]) -> None:
+        """Accepted demand-response events changed (the OpenADR VEN calls this): re-plan with
+        them, which sends new TxProfiles."""
+        self.dr_events = tuple(events)
+        self.request_replan(f"demand-response events: {len(self.dr_events)} active")
+
+    def live_state(self) -> tuple[LiveState, pd.Timestamp]:
+        """Blocking (call in a worker thread): the planner's input now, and now (site time);
+        what a demand-response decision is judged on."""
+        now = self.clock.now().tz_convert(self.scenario.horizon.timezone)
+        faulted = frozenset(cp for (cp, _), st in self._statuses.items()
+                            if st in FAULT_STATUSES)
+        state, _ = self._live_state(now, faulted, frozenset(self._finished))
+        return state, now
+
     def request_replan(self, reason: str) -> None:
         """Ask for a re-plan soon (coalesced with other requests). Thread-safe: the REST API and
         a demand-response client may call it from other threads.
@@ -587,7 +606,8 @@ class DepotController:
                          if s.departure > now and s.arrival > now - MATCH_WINDOW
                          and s.id not in matched and s.vehicle_id not in busy)
         return LiveState(self.scenario, plugged, expected, metered_kw=metered,
-                         building_forecast_kw=self._building_forecast(now, current_kwh)), views
+                         building_forecast_kw=self._building_forecast(now, current_kwh),
+                         dr_events=self.dr_events), views
 
     def _views(self) -> list[SessionView]:
         """Blocking: every open transaction on a scenario charger as a :class:`SessionView`.

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -19,6 +21,9 @@ import uvicorn
 from websockets.asyncio.server import Server
 
 from fleetcharge.domain import Scenario
+from fleetcharge.dr.events import DREvent
+from fleetcharge.dr.planning import decide_live
+from fleetcharge.dr.ven import FleetVEN
 from fleetcharge.errors import InputError
 from fleetcharge.ops.api import create_app
 from fleetcharge.ops.clock import Clock
@@ -29,6 +34,26 @@ from fleetcharge.scenario import load_scenario
 from fleetcharge.strategies.rolling import replan
 
 LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VENSettings:
+    """How ``serve`` takes part in a utility's demand response over OpenADR 2.0b.
+
+    ``program`` names the DR program events are judged under (a preset or one of the
+    scenario's ``dr`` programs); ``simple_level_kw`` maps SIMPLE signal levels 1–3 to the site
+    import limit they ask for [kW]. Without ``cert``/``key`` messages are not signed (plain
+    loopback or a VTN that does not ask for signatures).
+    """
+
+    vtn_url: str
+    ven_name: str
+    program: str
+    simple_level_kw: Mapping[int, float] = field(default_factory=dict)
+    cert: str | None = None
+    key: str | None = None
+    vtn_fingerprint: str | None = None
+    ca_file: str | None = None
 
 
 class DepotServer:
@@ -52,6 +77,10 @@ class DepotServer:
         Re-plan function (default ``rolling.replan``).
     replan_timeout_s, debounce_s : float
         See :class:`~fleetcharge.ops.depot.DepotController`.
+    ven : VENSettings, optional
+        Join a VTN: events are decided by :func:`fleetcharge.dr.planning.decide_live` on the
+        live state (never at the cost of a departure), accepted ones enter every re-plan and
+        so the stations' profiles.
     **central_options
         Passed to :class:`~fleetcharge.ops.csms.CentralSystem` (heartbeat, limits, throttling).
     """
@@ -61,7 +90,7 @@ class DepotServer:
                  http_host: str = "127.0.0.1", http_port: int = 8000,
                  ssl_context: ssl.SSLContext | None = None, planner: Planner = replan,
                  replan_timeout_s: float = 60.0, debounce_s: float = 1.0,
-                 **central_options: Any) -> None:
+                 ven: VENSettings | None = None, **central_options: Any) -> None:
         self.depot = DepotController(scenario, store, clock, planner=planner,
                                      replan_timeout_s=replan_timeout_s, debounce_s=debounce_s)
         self.central = CentralSystem(store, self.depot, clock, **central_options)
@@ -74,6 +103,9 @@ class DepotServer:
         self._http_task: asyncio.Task | None = None
         self.ocpp_port = ocpp_port
         self.http_port = http_port
+        self.clock = clock
+        self.ven: FleetVEN | None = None
+        self._ven_settings = ven
 
     async def __aenter__(self) -> Self:
         await self.depot.start()
@@ -93,7 +125,24 @@ class DepotServer:
         self.http_port = self._http.servers[0].sockets[0].getsockname()[1]
         LOG.info("OCPP on %s://%s:%d, REST on http://%s:%d", "wss" if self._ssl else "ws",
                  self._ocpp_address[0], self.ocpp_port, self._http_address[0], self.http_port)
+        if self._ven_settings is not None:
+            await self._start_ven(self._ven_settings)
         return self
+
+    async def _start_ven(self, v: VENSettings) -> None:
+        async def decide(event: DREvent) -> tuple[bool, str]:
+            state, now = await asyncio.to_thread(self.depot.live_state)
+            decision = await asyncio.to_thread(decide_live, state, event, now)
+            LOG.info("demand response %s: %s", event.event_id, decision.reason)
+            return decision.participate, decision.reason
+
+        self.ven = FleetVEN(v.ven_name, v.vtn_url, decide=decide,
+                            on_events_changed=self.depot.set_dr_events, program=v.program,
+                            simple_level_kw=v.simple_level_kw, clock=self.clock, cert=v.cert,
+                            key=v.key, vtn_fingerprint=v.vtn_fingerprint, ca_file=v.ca_file,
+                            disable_signature=v.cert is None)
+        await self.ven.start()
+        LOG.info("OpenADR VEN %s registered with %s", v.ven_name, v.vtn_url)
 
     async def wait(self) -> None:
         """Run until the REST server stops (SIGINT/SIGTERM, handled by uvicorn)."""
@@ -102,6 +151,8 @@ class DepotServer:
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self.ven is not None:
+            await self.ven.stop()
         if self._http is not None and self._http_task is not None:
             self._http.should_exit = True
             await asyncio.gather(self._http_task, return_exceptions=True)
@@ -121,7 +172,7 @@ def run_serve(scenario_path: str | Path, *, db_url: str, ocpp_host: str = "0.0.0
               ocpp_port: int = 9000, http_host: str = "127.0.0.1", http_port: int = 8000,
               tls_cert: str | Path | None = None, tls_key: str | Path | None = None,
               speed: float = 1.0, start: str | None = None,
-              replan_timeout_s: float = 60.0) -> None:
+              replan_timeout_s: float = 60.0, ven: VENSettings | None = None) -> None:
     """What ``fleetcharge serve SCENARIO.yaml`` does: load, open the store, serve until Ctrl+C.
 
     Parameters
@@ -140,6 +191,8 @@ def run_serve(scenario_path: str | Path, *, db_url: str, ocpp_host: str = "0.0.0
         Simulated start time (ISO 8601); default: now.
     replan_timeout_s : float
         Wall seconds a re-plan may take before the last good plan is kept.
+    ven : VENSettings, optional
+        Take part in demand response through this OpenADR 2.0b VTN.
 
     Raises
     ------
@@ -167,7 +220,7 @@ def run_serve(scenario_path: str | Path, *, db_url: str, ocpp_host: str = "0.0.0
     try:
         asyncio.run(serve(scenario, store, clock, ocpp_host=ocpp_host, ocpp_port=ocpp_port,
                           http_host=http_host, http_port=http_port, ssl_context=context,
-                          replan_timeout_s=replan_timeout_s))
+                          replan_timeout_s=replan_timeout_s, ven=ven))
     except KeyboardInterrupt:
         LOG.info("stopped")
     finally:
