@@ -26,6 +26,7 @@ demo: $(STAMP_RUN)
 	$(BIN)/fleetcharge plan examples/portland-delivery-50/scenario.yaml --out out/portland-delivery-50
 	$(BIN)/fleetcharge v2g examples/school-buses-v2g/scenario.yaml --out out/school-buses-v2g
 	$(BIN)/fleetcharge v2g examples/delivery-vans-v2g/scenario.yaml --out out/delivery-vans-v2g
+	$(BIN)/fleetcharge dr examples/portland-delivery-50/scenario.yaml --events examples/dr-events/events.csv --out out/dr-study
 
 $(STAMP_NODE): $(NODE_TP)/package.json $(NODE_TP)/package-lock.json
 	npm ci --prefix $(NODE_TP) --no-audit --no-fund
