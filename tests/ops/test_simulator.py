@@ -876,15 +876,17 @@ def test_cli_entry_point_names_the_bad_option(tmp_path) -> None:
 def test_summary_table_shows_sessions_peak_and_messages() -> None:
     result = SimulationResult(
         sessions=(SessionResult("S1", "V1", "CP1", "2.1", ARRIVAL, ARRIVAL + HOUR, 5.0, 4.0,
-                                0.0, 0.5, 0.56, 0.575, False, 600.0, "tx", True),),
+                                0.0, 0.5, 0.56, 0.575, False, True, 600.0, "tx", True),
+                  SessionResult("S2", "V2", "CP2", "1.6", ARRIVAL, ARRIVAL + 9 * HOUR, 5.0,
+                                1.0, 0.0, 0.5, 0.52, 0.575, False, False, 0.0, "7", True)),
         site_kw=pd.Series([4.0, 12.5]), stats=MessageStats(sent=7, answered=7),
         versions={"CP1": "2.1"})
-    assert not result.all_met
+    assert not result.all_met  # S1 left short; S2, still plugged in, does not count yet
     assert result.sessions_frame().loc[0, "delivered_kwh"] == 4.0
     console = Console(record=True, width=140)
     console.print(summary_table(result))
     text = console.export_text()
-    assert "S1" in text and "4.00" in text and "no" in text
+    assert "S1" in text and "4.00" in text and "no" in text and "plugged in" in text
     assert "site peak 12.5 kW" in text and "calls sent 7, answered 7" in text
 
 

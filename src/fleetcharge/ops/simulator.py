@@ -123,8 +123,10 @@ class SessionResult:
 
     ``delivered_kwh`` is the net energy at the charger (import − export); ``target_kwh`` the
     session's ``energy_kwh``; ``met`` is true when the final SOC is within ``tolerance_kwh`` of
-    the target SOC. ``below_floor_s`` is the simulated time the station was limited to
-    0 < limit < ``min_kw`` while the vehicle wanted energy (it drew 0 then).
+    the target SOC. ``departed`` is false for a vehicle still plugged in when the simulation
+    ended (its ``final_soc`` and ``met`` are as of then). ``below_floor_s`` is the simulated
+    time the station was limited to 0 < limit < ``min_kw`` while the vehicle wanted energy (it
+    drew 0 then).
     """
 
     session_id: str
@@ -140,6 +142,7 @@ class SessionResult:
     final_soc: float
     target_soc: float
     met: bool
+    departed: bool
     below_floor_s: float
     transaction_id: str | None
     authorized: bool
@@ -225,8 +228,8 @@ class SimulationResult:
 
     @property
     def all_met(self) -> bool:
-        """Whether every session reached its target."""
-        return all(s.met for s in self.sessions)
+        """Whether every vehicle that left had reached its target."""
+        return all(s.met for s in self.sessions if s.departed)
 
     def sessions_frame(self) -> pd.DataFrame:
         """The session results as a table, one row per session."""
@@ -764,7 +767,7 @@ class SimulatedStation:
                 if t_next >= _seconds(end):
                     break
             if end < s.departure:
-                self._record(s)  # still plugged in when the simulation ends
+                self._record(s, departed=False)  # still plugged in when the simulation ends
                 return
             self._unplug()
         await self.clock.sleep_until(until)
@@ -865,7 +868,7 @@ class SimulatedStation:
             return
         if plug.transaction.authorized:
             self._stop_transaction("EVDisconnected", "EVDeparted")
-        self._record(plug.session)
+        self._record(plug.session, departed=True)
         self._plug = None
         self._set_status("Available")
 
@@ -892,7 +895,7 @@ class SimulatedStation:
                                                   stopped_reason=reason))
         self.store.end_transaction(tx.ocpp_id)
 
-    def _record(self, s: Session) -> None:
+    def _record(self, s: Session, *, departed: bool) -> None:
         plug = self._plug
         assert plug is not None
         usable, eta = plug.vehicle.type.usable_kwh, plug.vehicle.type.charge_efficiency
@@ -904,7 +907,7 @@ class SimulatedStation:
             exported_kwh=plug.exported_wh / 1000.0, arrival_soc=s.arrival_soc,
             final_soc=plug.soc, target_soc=s.target_soc,
             met=bool(plug.soc >= s.target_soc - self.tolerance_kwh * eta / usable),
-            below_floor_s=plug.below_floor_s, transaction_id=plug.transaction.ocpp_id,
+            departed=departed, below_floor_s=plug.below_floor_s, transaction_id=plug.transaction.ocpp_id,
             authorized=plug.transaction.authorized))
 
     # ------------------------------------------------------------------ physics
@@ -1357,7 +1360,8 @@ def summary_table(result: SimulationResult) -> Table:
     for r in result.sessions:
         table.add_row(r.session_id, r.vehicle_id, r.charger_id, r.ocpp_version,
                       f"{r.target_kwh:.2f}", f"{r.delivered_kwh:.2f}",
-                      "yes" if r.met else "[red]no[/]", f"{r.below_floor_s / 60:.0f}")
+                      ("yes" if r.met else "[red]no[/]") if r.departed else "plugged in",
+                      f"{r.below_floor_s / 60:.0f}")
     s, p = result.stats, result.stats.latency_percentiles_ms()
     table.caption = (f"site peak {result.peak_kw:.1f} kW (15-min average); calls sent "
                      f"{s.sent}, answered {s.answered}, errors {s.errors}, timeouts "
