@@ -842,7 +842,9 @@ def test_tls_security_profile_2(tmp_path) -> None:
     client_tls = ssl.create_default_context(cafile=str(cert))
 
     async def scenario() -> tuple[SimulationResult, Hub]:
-        clock = Clock(ARRIVAL - HOUR, speed=SPEED)
+        # 5 simulated minutes take 5 s here: time enough for the TLS handshake and the boot
+        # on a busy machine (at SPEED they took 0.1 s and the test was flaky)
+        clock = Clock(ARRIVAL - HOUR, speed=60.0)
         hub = Hub(clock, {"CP1": "W"})
         async with serve(hub.handler, "127.0.0.1", 0, subprotocols=["ocpp2.0.1"],
                          process_request=hub.process_request, ssl=server_tls) as server:
