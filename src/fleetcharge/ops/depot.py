@@ -472,6 +472,11 @@ class DepotController:
         self.dr_events = tuple(events)
         self.request_replan(f"demand-response events: {len(self.dr_events)} active")
 
+    def site_kw(self) -> float:
+        """The last completed interval's metered site load [kW] (0 before any): the telemetry a
+        demand-response program asks for."""
+        return float(self._metered.iloc[-1]) if len(self._metered) else 0.0
+
     def live_state(self) -> tuple[LiveState, pd.Timestamp]:
         """Blocking (call in a worker thread): the planner's input now, and now (site time);
         what a demand-response decision is judged on."""

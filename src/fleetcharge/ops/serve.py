@@ -138,7 +138,8 @@ class DepotServer:
 
         self.ven = FleetVEN(v.ven_name, v.vtn_url, decide=decide,
                             on_events_changed=self.depot.set_dr_events, program=v.program,
-                            simple_level_kw=v.simple_level_kw, clock=self.clock, cert=v.cert,
+                            simple_level_kw=v.simple_level_kw, site_kw=self.depot.site_kw,
+                            clock=self.clock, cert=v.cert,
                             key=v.key, vtn_fingerprint=v.vtn_fingerprint, ca_file=v.ca_file,
                             disable_signature=v.cert is None)
         await self.ven.start()
