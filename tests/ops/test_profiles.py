@@ -720,3 +720,20 @@ def test_plan_to_wire_end_to_end():
     # 22/3 kW = 31.88 A, 4 kW = 17.39 A, 10 kW = 43.48 A
     assert [(p.start_s, p.limit) for p in periods] == [(0, 31.9), (2700, 17.4), (4500, 43.5)]
     assert (kw * 0.25).sum() == pytest.approx((got.power_kw * 0.25).sum(), abs=6 * 0.1 * 0.23)
+
+
+def test_a_live_first_step_schedules_nothing_in_its_past():
+    """A re-plan's profile arrives 300 s into its first step: 0.72 kW planned (below the
+    1.44 kW floor) is delivered as 1440 W from 300 s on for the energy of the 600 s left
+    (720 W × 600 s), not as a burst at the step's start, which would already be past."""
+    port = Charger("P", max_kw=7.2, min_kw=1.44, voltage_v=240.0)
+    periods = schedule_periods([0.72, 0.0, 0.0], 900, charger=port, rate_unit="W",
+                               max_periods=24, elapsed_s=300)
+    assert [(p.start_s, p.limit) for p in periods] == [(0, 0.0), (300, 1440.0), (600, 0.0)]
+    # at or above the floor the rate simply holds from then on
+    periods = schedule_periods([3.0, 0.0], 900, charger=port, rate_unit="W", max_periods=24,
+                               elapsed_s=300)
+    assert [(p.start_s, p.limit) for p in periods] == [(0, 0.0), (300, 3000.0), (900, 0.0)]
+    with pytest.raises(ValueError, match="elapsed_s=900 must be in"):
+        schedule_periods([3.0], 900, charger=port, rate_unit="W", max_periods=24,
+                         elapsed_s=900)

@@ -786,10 +786,18 @@ class DepotController:
         charger = link.charger
         try:
             power = profiles.session_power(record.plan, row, since=now)
+            # A profile arrives after the solve: the part of its first step already past can
+            # deliver nothing, so nothing (a sub-minimum burst included) is scheduled there.
+            elapsed_s = int((self.clock.now() - power.start).total_seconds())
+            if elapsed_s >= power.step_s:  # the solve ran past the first step: drop it
+                power = profiles.SessionPower(power.start + pd.Timedelta(seconds=power.step_s),
+                                              power.step_s, power.power_kw[1:])
+                elapsed_s = 0
             duration_s = int(power.step_s * len(power.power_kw))
             periods = profiles.schedule_periods(
                 power.power_kw, power.step_s, charger=charger, rate_unit=link.rate_unit,
-                max_periods=link.max_periods_for(view.ocpp_tx_id))
+                max_periods=link.max_periods_for(view.ocpp_tx_id),
+                elapsed_s=max(elapsed_s, 0))
             payload = profiles.tx_profile(
                 periods, version=link.version, evse_id=view.evse_id,
                 profile_id=TX_PROFILE_ID_BASE + view.tx_row_id,

@@ -204,8 +204,8 @@ def rate_unit_from_allowed(allowed: str, *, current_type: str) -> str:
 
 
 def schedule_periods(power_kw: np.ndarray | Sequence[float], step_s: float, *, charger: Charger,
-                     rate_unit: str, max_periods: int,
-                     allow_discharge: bool = False) -> list[Period]:
+                     rate_unit: str, max_periods: int, allow_discharge: bool = False,
+                     elapsed_s: int = 0) -> list[Period]:
     """Turn planned power per step into at most ``max_periods`` charging schedule periods.
 
     1. Convert kW to the rate unit: ``W = 1000·kW`` (total power, OCPP 1.6 §7.12) or amps per
@@ -253,6 +253,11 @@ def schedule_periods(power_kw: np.ndarray | Sequence[float], step_s: float, *, c
     allow_discharge : bool
         Allow negative power (OCPP 2.1 V2X): discharge periods get ``limit = 0`` and a negative
         ``setpoint``. Charge and discharge are never merged into one period.
+    elapsed_s : int
+        Whole seconds of the first step already past when the profile is sent (a live
+        re-plan's first step): nothing is scheduled in them — the first step's rate holds from
+        then on, and a sub-minimum burst starts then, not at the step's start, where it would
+        be lost.
 
     Returns
     -------
@@ -280,7 +285,13 @@ def schedule_periods(power_kw: np.ndarray | Sequence[float], step_s: float, *, c
                          "allow_discharge=False; V2G profiles need OCPP 2.1 and an eligible pair")
     rate = _kw_to_rate(power, charger, rate_unit)
     min_rate = float(_kw_to_rate(np.array(charger.min_kw), charger, rate_unit))
-    values, durations = _runs(rate, step)
+    unit_s = np.full(rate.size, step)
+    elapsed = int(elapsed_s)
+    if not 0 <= elapsed < step:
+        raise ValueError(f"elapsed_s={elapsed_s!r} must be in [0, step_s={step})")
+    if elapsed:  # the past part of the first step as a unit of its own, at 0
+        rate, unit_s = np.r_[0.0, rate], np.r_[elapsed, step - elapsed, unit_s[1:]]
+    values, durations = _runs(rate, unit_s)
     starts = np.concatenate(([0], np.cumsum(durations)[:-1]))
     pieces = [p for t0, d, v in zip(starts, durations, values)
               for p in _deliverable(int(t0), int(d), float(v) * int(d), min_rate)]
@@ -289,7 +300,7 @@ def schedule_periods(power_kw: np.ndarray | Sequence[float], step_s: float, *, c
         # Least squares only cuts where the rate changes (moving a cut through a run of equal
         # rates changes the error concavely), so runs are exact units without a minimum rate;
         # with one, a feasible optimum may have to cut inside a run, so steps are the units.
-        units = (values, durations) if min_rate == 0 else (rate, np.full(rate.size, step))
+        units = (values, durations) if min_rate == 0 else (rate, unit_s)
         periods = _rounded_periods(segment_schedule(*units, max_periods=max_periods,
                                                     min_rate=min_rate), min_rate)
     return periods
@@ -418,12 +429,13 @@ def _deliverable(start_s: int, duration_s: int, energy: float,
     return [(start_s, energy / on_s), (start_s + on_s, 0.0)]
 
 
-def _runs(rate: np.ndarray, step_s: int) -> tuple[np.ndarray, np.ndarray]:
-    """Merge neighbours that round to the same 0.1: (mean rate, duration [s]) per run."""
+def _runs(rate: np.ndarray, durations_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merge neighbours that round to the same 0.1: (time-weighted mean rate, duration [s])
+    per run."""
     key = np.round(rate, 1)
     edges = np.concatenate(([0], np.flatnonzero(key[1:] != key[:-1]) + 1, [rate.size]))
-    counts = np.diff(edges)
-    return np.add.reduceat(rate, edges[:-1]) / counts, counts * step_s
+    run_s = np.add.reduceat(durations_s, edges[:-1])
+    return np.add.reduceat(rate * durations_s, edges[:-1]) / run_s, run_s
 
 
 def _minimum(min_rate: float) -> tuple[float, float]:
