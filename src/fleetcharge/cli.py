@@ -286,6 +286,9 @@ def serve(
         help="Simulated start time, ISO 8601 (default: now).")] = None,
     replan_timeout: Annotated[float, typer.Option(
         help="Seconds a re-plan may take before the last good plan is kept.")] = 60.0,
+    start_epoch: Annotated[Optional[float], typer.Option(
+        help="Unix time at which the clock reads --start (give simulate-depot the same).")
+    ] = None,
     vtn_url: Annotated[Optional[str], typer.Option(
         help="Join demand response: the utility's OpenADR 2.0b VTN URL.")] = None,
     ven_name: Annotated[str, typer.Option(help="This depot's VEN name at the VTN.")
@@ -323,7 +326,8 @@ def serve(
     try:
         run_serve(scenario_file, db_url=db, ocpp_host=ocpp_host, ocpp_port=ocpp_port,
                   http_host=http_host, http_port=http_port, tls_cert=tls_cert, tls_key=tls_key,
-                  speed=speed, start=start, replan_timeout_s=replan_timeout, ven=ven)
+                  speed=speed, start=start, replan_timeout_s=replan_timeout, ven=ven,
+                  start_epoch=start_epoch)
     except InputError as exc:
         _fail(exc)
 
@@ -351,6 +355,8 @@ def simulate_depot(
         help="Simulated seconds between meter values.")] = 60.0,
     cafile: Annotated[Optional[Path], typer.Option(
         help="CA bundle (PEM) to verify a wss:// server.")] = None,
+    start_epoch: Annotated[Optional[float], typer.Option(
+        help="Unix time at which the clock reads --start (give serve the same).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     """Simulated OCPP 1.6J/2.0.1/2.1 charge points that charge the scenario's vehicles."""
@@ -367,7 +373,7 @@ def simulate_depot(
         result = run_simulate_depot(
             scenario_file, url, password=password, speed=speed, start=start, until=until,
             versions=[v.strip() for v in versions.split(",") if v.strip()],
-            meter_interval_s=meter_interval, cafile=cafile)
+            meter_interval_s=meter_interval, cafile=cafile, start_epoch=start_epoch)
     except InputError as exc:
         _fail(exc)
     if as_json:

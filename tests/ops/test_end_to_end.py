@@ -159,13 +159,13 @@ def _free_port() -> int:
 
 
 def _start_server(scenario_path: Path, db_url: str, port: int, start: pd.Timestamp,
-                  speed: float, log: Path) -> subprocess.Popen:
+                  speed: float, start_epoch: float, log: Path) -> subprocess.Popen:
     """``fleetcharge serve`` in its own process (so that it can be killed with SIGKILL)."""
     code = ("import logging, sys; logging.basicConfig(level=logging.INFO); "
             "from fleetcharge.ops.serve import run_serve; "
             f"run_serve({str(scenario_path)!r}, db_url={db_url!r}, ocpp_host='127.0.0.1', "
             f"ocpp_port={port}, http_host='127.0.0.1', http_port=0, speed={speed}, "
-            f"start={start.isoformat()!r})")
+            f"start={start.isoformat()!r}, start_epoch={start_epoch!r})")
     with log.open("ab") as out:  # the child keeps its own copy of the descriptor
         return subprocess.Popen([sys.executable, "-c", code], stdout=out,
                                 stderr=subprocess.STDOUT)
@@ -183,7 +183,7 @@ def test_kill_9_of_the_server_mid_night(tmp_path: Path) -> None:
     port, speed, log = _free_port(), 300.0, tmp_path / "server.log"  # 14.5 h in 174 s
     interval_s = 300.0
     clock = Clock(start, speed=speed)
-    server = _start_server(scenario_path, db_url, port, clock.now(), speed, log)
+    server = _start_server(scenario_path, db_url, port, start, speed, clock.start_epoch, log)
     killed_at: list[pd.Timestamp] = []
 
     async def crash_and_restart() -> None:
@@ -193,7 +193,7 @@ def test_kill_9_of_the_server_mid_night(tmp_path: Path) -> None:
         server.wait()
         killed_at.append(clock.now())
         await asyncio.sleep(2.0)  # stations find the server gone and queue their messages
-        server = _start_server(scenario_path, db_url, port, clock.now(), speed, log)
+        server = _start_server(scenario_path, db_url, port, start, speed, clock.start_epoch, log)
 
     async def run() -> SimulationResult:
         crash = asyncio.create_task(crash_and_restart())

@@ -22,13 +22,20 @@ class Clock:
         Simulated time at construction (tz-aware, or naive meaning UTC). ``None``: wall time.
     speed : float
         Simulated seconds per real second (> 0).
+    start_epoch : float, optional
+        Unix time at which the simulated clock reads ``start`` (default: now). Two processes
+        given the same ``start``, ``speed`` and ``start_epoch`` keep the same time, however
+        long each took to start (a restarted server rejoining its chargers' night).
     """
 
-    def __init__(self, start: pd.Timestamp | str | None = None, speed: float = 1.0) -> None:
+    def __init__(self, start: pd.Timestamp | str | None = None, speed: float = 1.0,
+                 start_epoch: float | None = None) -> None:
         if not speed > 0:
             raise ValueError(f"clock speed must be > 0, got {speed!r}")
         self.speed = float(speed)
-        self._real0 = time.monotonic()
+        wall = time.time()
+        self.start_epoch = wall if start_epoch is None else float(start_epoch)
+        self._real0 = time.monotonic() - (wall - self.start_epoch)
         if start is None:
             start = pd.Timestamp.now(tz="UTC")
         start = pd.Timestamp(start)

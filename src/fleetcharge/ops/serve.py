@@ -173,7 +173,8 @@ def run_serve(scenario_path: str | Path, *, db_url: str, ocpp_host: str = "0.0.0
               ocpp_port: int = 9000, http_host: str = "127.0.0.1", http_port: int = 8000,
               tls_cert: str | Path | None = None, tls_key: str | Path | None = None,
               speed: float = 1.0, start: str | None = None,
-              replan_timeout_s: float = 60.0, ven: VENSettings | None = None) -> None:
+              replan_timeout_s: float = 60.0, ven: VENSettings | None = None,
+              start_epoch: float | None = None) -> None:
     """What ``fleetcharge serve SCENARIO.yaml`` does: load, open the store, serve until Ctrl+C.
 
     Parameters
@@ -190,6 +191,9 @@ def run_serve(scenario_path: str | Path, *, db_url: str, ocpp_host: str = "0.0.0
         Simulated seconds per real second (share it with ``fleetcharge simulate-depot``).
     start : str, optional
         Simulated start time (ISO 8601); default: now.
+    start_epoch : float, optional
+        Unix time at which the clock reads ``start`` (default: when this starts); give the
+        simulator the same to keep both clocks in step.
     replan_timeout_s : float
         Wall seconds a re-plan may take before the last good plan is kept.
     ven : VENSettings, optional
@@ -204,7 +208,7 @@ def run_serve(scenario_path: str | Path, *, db_url: str, ocpp_host: str = "0.0.0
         raise InputError("give both --tls-cert and --tls-key (PEM files) or neither",
                          location="--tls-cert/--tls-key")
     try:
-        clock = Clock(None if start is None else pd.Timestamp(start), speed)
+        clock = Clock(None if start is None else pd.Timestamp(start), speed, start_epoch)
     except ValueError as exc:
         raise InputError(f"{exc}; give --speed > 0 and --start as ISO 8601, e.g. "
                          "2025-03-03T17:00-08:00", location="--speed/--start") from None

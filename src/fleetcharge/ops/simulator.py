@@ -1285,7 +1285,8 @@ def run_simulate_depot(scenario_path: str | Path, url: str, *, password: str | M
                        speed: float = 60.0, start: str | pd.Timestamp | None = None,
                        until: str | pd.Timestamp | None = None,
                        versions: Sequence[str] = VERSIONS, meter_interval_s: float = 60.0,
-                       cafile: str | Path | None = None) -> SimulationResult:
+                       cafile: str | Path | None = None,
+                       start_epoch: float | None = None) -> SimulationResult:
     """What ``fleetcharge simulate-depot SCENARIO.yaml --url ws://…`` does (blocks until done).
 
     Parameters
@@ -1307,6 +1308,9 @@ def run_simulate_depot(scenario_path: str | Path, url: str, *, password: str | M
         Simulated seconds between meter values [s].
     cafile : str or Path, optional
         CA bundle (PEM) to verify a ``wss://`` server with (default: the system's).
+    start_epoch : float, optional
+        Unix time at which the clock reads ``start`` (default: when this starts); give the
+        server the same to keep both clocks in step.
 
     Raises
     ------
@@ -1327,7 +1331,7 @@ def run_simulate_depot(scenario_path: str | Path, url: str, *, password: str | M
     try:
         if start is None:
             start = min((x.arrival for x in scenario.sessions), default=None)
-        clock = Clock(start, speed)
+        clock = Clock(start, speed, start_epoch)
         end = None if until is None else _utc(until)
     except ValueError as exc:
         raise InputError(f"{exc}; give --speed > 0 and --start/--until as ISO 8601, e.g. "
