@@ -6,9 +6,11 @@ References are independent of both: the offline optimal plan of the same scenari
 peak) and the scenario's own session energies; the store is checked against what the stations
 metered.
 
-The two long runs of issue 5 run only with ``FLEETCHARGE_LONG_TESTS=1`` (about 3 minutes each
-on 2 cores): a whole night for 50 chargers on PostgreSQL, and a ``kill -9`` of the server (its
-own process, SQLite) in the middle of the night followed by a restart on the same database.
+The ``kill -9`` of the server (its own process, SQLite) in the middle of a 12-charger night,
+followed by a restart on the same database, runs in the suite (about 3 minutes). The whole night
+for 50 chargers on PostgreSQL runs only with ``FLEETCHARGE_LONG_TESTS=1`` (about 3 minutes): its
+metered peak still overshoots the plan's by more than one charger on a loaded 2-core machine
+(issue 5 stays open for it).
 """
 
 from __future__ import annotations
@@ -76,15 +78,20 @@ def check_store_against_stations(store: Store, result: SimulationResult,
 
 
 def check_night(result: SimulationResult, scenario, reference_peak_kw: float,
-                end: pd.Timestamp) -> None:
+                end: pd.Timestamp, crashes: int = 0) -> None:
     """Every vehicle that left met its target, no message was lost, and the metered peak is
-    the plan's ± one charger's step."""
+    the plan's ± one charger's step.
+
+    ``sent`` counts every transmission: a call in flight when the server is killed gets no
+    answer and is sent again after the reconnect, so each crash may leave up to one
+    unanswered transmission per station (OCPP allows one outstanding call per connection);
+    every message must still end up answered (nothing undelivered or dropped)."""
     assert set(result.versions.values()) == {"1.6", "2.0.1", "2.1"}
     short = [(r.session_id, r.target_kwh, r.delivered_kwh) for r in result.sessions
              if not r.met and r.departed]
     assert short == [], f"sessions that missed their target: {short}"
     stats = result.stats
-    assert stats.sent == stats.answered
+    assert 0 <= stats.sent - stats.answered <= crashes * len(scenario.chargers)
     assert stats.errors == stats.timeouts == stats.undelivered == stats.dropped == 0
     step_kw = max(c.max_kw for c in scenario.chargers)  # one charger's max step
     assert abs(result.peak_kw - reference_peak_kw) <= step_kw, (
@@ -171,7 +178,6 @@ def _start_server(scenario_path: Path, db_url: str, port: int, start: pd.Timesta
                                 stderr=subprocess.STDOUT)
 
 
-@LONG
 def test_kill_9_of_the_server_mid_night(tmp_path: Path) -> None:
     scenario = vans(tmp_path, vehicles=12, days=2, seed=13)
     scenario_path = tmp_path / "scenario" / "scenario.yaml"
@@ -234,4 +240,4 @@ def test_kill_9_of_the_server_mid_night(tmp_path: Path) -> None:
         assert resent, "no profiles were re-sent after the restart"
     finally:
         store.close()
-    check_night(result, scenario, plan_peak_kw(scenario, start, end), end)
+    check_night(result, scenario, plan_peak_kw(scenario, start, end), end, crashes=1)
