@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import logging
 import ssl
 import time
@@ -285,6 +286,10 @@ class CentralSystem:
         self.call_timeout_s = call_timeout_s
         self.throttle = AuthThrottle(auth_failures, auth_window_s, auth_backoff_s)
         self.stations: dict[str, Station] = {}
+        # Password checks (scrypt: tens of ms and 16 MiB each) get a thread of their own: in a
+        # login storm of hundreds of chargers they would otherwise fill the default pool and
+        # hold up the store writes the connected chargers' replies wait for.
+        self._auth_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="auth")
 
     async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None
                     ) -> Server:
@@ -324,7 +329,8 @@ class CentralSystem:
         except (KeyError, InvalidHeader):
             username, password = None, None
         if username is None or username != cp_id or password is None or not (
-                await asyncio.to_thread(self.store.verify_password, cp_id, password)):
+                await asyncio.get_running_loop().run_in_executor(
+                    self._auth_pool, self.store.verify_password, cp_id, password)):
             self.throttle.failure(remote)
             self.throttle.failure(cp_id)
             what = ("missing or malformed Basic credentials" if username is None else
