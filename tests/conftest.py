@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -61,3 +62,14 @@ def build_scenario(
 @pytest.fixture
 def scenario_builder():
     return build_scenario
+
+
+async def until(predicate: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
+    """Poll ``predicate`` until true, or fail after ``timeout_s`` wall seconds (async tests of
+    servers and clients on loopback)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)

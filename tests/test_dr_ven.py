@@ -11,9 +11,8 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import time
 import warnings
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -45,7 +44,7 @@ from fleetcharge.tariff import (
     FlatDemandCharge,
     Tariff,
 )
-from tests.conftest import build_scenario
+from tests.conftest import build_scenario, until
 
 VTN_ID = "FLEET-VTN"  # openleadr VENs reject all-lower-case vtnIDs (protocols.md §5.1)
 POLL = timedelta(seconds=1)
@@ -151,14 +150,6 @@ async def loopback_vtn(*, accept: bool = True, telemetry_period: timedelta | Non
         yield vtn
     finally:
         await server.stop()
-
-
-async def until(predicate: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def no_warnings_logged(caplog: pytest.LogCaptureFixture) -> None:

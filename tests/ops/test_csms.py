@@ -32,7 +32,7 @@ from fleetcharge.ops.csms import iso_utc
 from fleetcharge.ops.serve import DepotServer
 from fleetcharge.ops.store import Store
 from fleetcharge.strategies.rolling import replan
-from tests.conftest import build_scenario
+from tests.conftest import build_scenario, until
 from tests.test_optimal_strategy import two_period_tariff
 
 TZ = "America/Los_Angeles"
@@ -48,16 +48,6 @@ def one_van(energy_kwh: float = 10.0, vans: int = 1):
     """V0..: 18:00–06:00, ``energy_kwh`` each, on 10 kW single-phase 240 V ports C0.."""
     return build_scenario([("2025-03-03 18:00", "2025-03-04 06:00", energy_kwh, 10.0)] * vans,
                           tariff=two_period_tariff())
-
-
-async def until(predicate: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
-    """Poll ``predicate`` until true or fail after ``timeout_s`` (wall) seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @asynccontextmanager

@@ -22,8 +22,8 @@ from fleetcharge.tariff import (
     FlatDemandCharge,
     Tariff,
 )
-from tests.conftest import build_scenario
-from tests.test_dr_ven import kw, loopback_vtn, until
+from tests.conftest import build_scenario, until
+from tests.test_dr_ven import kw, loopback_vtn
 
 
 def evening_depot(now: pd.Timestamp):

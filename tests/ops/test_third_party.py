@@ -25,7 +25,6 @@ import asyncio
 import json
 import re
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ import pytest
 from fleetcharge.ops.clock import Clock
 from fleetcharge.ops.serve import DepotServer
 from fleetcharge.ops.store import Store
-from tests.conftest import build_scenario
+from tests.conftest import build_scenario, until
 from tests.test_optimal_strategy import two_period_tariff
 
 NODE_DIR = Path(__file__).parent / "third_party"
@@ -74,15 +73,6 @@ def _node() -> str:
     return node
 
 
-async def _until(predicate: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 async def _run_station(node: str, store: Store, version: str, rate_units: str) -> dict[str, Any]:
     """Serve the depot, run the Node station to completion and return its JSON report."""
     scenario = build_scenario([("2025-03-03 18:00", "2025-03-04 06:00", 10.0, 10.0)],
@@ -107,7 +97,7 @@ async def _run_station(node: str, store: Store, version: str, rate_units: str) -
         assert process.returncode == 0, (
             f"node exited {process.returncode}\nstderr: {err.decode()}\n"
             f"report: {json.dumps(report, indent=1)[:8000]}")
-        await _until(lambda: not server.depot.busy, "the depot to finish its re-plans")
+        await until(lambda: not server.depot.busy, "the depot to finish its re-plans")
     return report
 
 
