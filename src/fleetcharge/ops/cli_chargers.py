@@ -12,17 +12,17 @@ import dataclasses
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from fleetcharge.errors import InputError
-from fleetcharge.ops.store import ChargePointRecord, Store
+
+if TYPE_CHECKING:
+    from fleetcharge.ops.store import ChargePointRecord, Store
 
 DEFAULT_DB_URL = "sqlite:///fleetcharge.db"
 """The database ``fleetcharge chargers`` and ``fleetcharge serve`` use without ``--db``: a SQLite
@@ -59,6 +59,9 @@ def _read_password() -> str:
 
 def _refuse_missing_sqlite(db: str) -> None:
     """``chargers list`` on a SQLite file that does not exist: say so instead of creating it."""
+    from sqlalchemy.engine import make_url  # here: the CLI starts without SQLAlchemy
+    from sqlalchemy.exc import ArgumentError
+
     try:
         url = make_url(db)
     except ArgumentError:  # reported by Store, with the fix
@@ -90,7 +93,7 @@ def add(
         password = _read_password()
         if not password:
             raise InputError("the password on stdin is empty", location="--password-stdin")
-        store = Store.open(db)
+        store = _open_store(db)
         try:
             store.add_charge_point(cp_id, password, replace=replace)
         finally:
@@ -109,6 +112,14 @@ def _when(ts: datetime | None) -> str:
     return "—" if ts is None else ts.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _open_store(db: str) -> Store:
+    """The store (imported here, so that every other ``fleetcharge`` command starts without
+    SQLAlchemy and Alembic)."""
+    from fleetcharge.ops.store import Store
+
+    return Store.open(db)
+
+
 def _json_record(record: ChargePointRecord) -> dict[str, Any]:
     return {k: (v.isoformat() if hasattr(v, "isoformat") else v)
             for k, v in dataclasses.asdict(record).items()}
@@ -122,7 +133,7 @@ def list_(
     """List registered charge points with what they reported and when they were last seen."""
     try:
         _refuse_missing_sqlite(db)
-        store = Store.open(db)
+        store = _open_store(db)
         try:
             records = store.charge_points()
         finally:
