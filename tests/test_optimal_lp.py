@@ -253,3 +253,18 @@ def test_interior_point_path_matches_reference(seed, monkeypatch):
     ref, short = reference(lp)
     assert res.shortfall_kwh.sum() == pytest.approx(short, abs=1e-5)
     assert res.objective == pytest.approx(ref, rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_nested_determinant_with_the_higher_floor_keeps_its_own_rows(seed):
+    # "peak" sits inside "all" but carries the higher metered floor: "all" ≥ "peak" may not stand
+    # in for the rows of "all" on the peak windows (that would bill "all" at "peak"'s floor).
+    n = 24
+    charges = (DemandCharge("all", np.arange(n), 4.0),
+               DemandCharge("peak", np.arange(n // 3, 2 * n // 3), 9.0, floor_kw=60.0))
+    lp = random_instance(seed, charges=charges)
+    res = solve_v1g(lp)
+    ref, _ = reference(lp)
+    assert res.objective == pytest.approx(ref, rel=1e-6)
+    load = np.asarray(res.charge_kw.sum(axis=0)).ravel() + lp.building_kw
+    assert res.peaks_kw[0] == pytest.approx(load.max(), abs=1e-4) and load.max() < 60.0

@@ -15,7 +15,7 @@ from fleetcharge.generate import generate_scenario
 from fleetcharge.scenario import load_scenario
 from fleetcharge.strategies import run_strategy
 from fleetcharge.strategies.baseline import balanced
-from fleetcharge.strategies.optimal import SMOOTHING_LABEL, optimal
+from fleetcharge.strategies.optimal import optimal
 from fleetcharge.tariff import (
     DemandPeriod,
     DemandTier,
@@ -209,36 +209,3 @@ def test_on_site_generation_surplus_is_free_energy_and_billed_as_export():
     # the 10 kWh come from the PV surplus (free: no sell rate), none is bought at night
     on = (idx.hour >= 10) & (idx.hour < 16)
     assert plan.charge_kw.toarray()[0][on].sum() * 0.25 == pytest.approx(10.0, abs=1e-6)
-
-
-def test_peak_smoothing_picks_the_flattest_of_the_plans_below_a_metered_floor():
-    # 3 vans need 40 kWh each, 22:00–06:00, all off-peak: the flattest plan runs at 120/8 = 15 kW.
-    # A 30 kW peak already metered this month makes every plan up to 30 kW cost the same.
-    sc = build_scenario([("2025-03-03 22:00", "2025-03-04 06:00", 40.0, 10.0)] * 3,
-                        tariff=two_period_tariff())
-    floor = {"2025-03 all hours": 30.0}
-    plain = optimal(sc, peaks_so_far_kw=floor)
-    smooth = optimal(sc, peaks_so_far_kw=floor, peak_smoothing_per_kw=0.001)
-    assert smooth.status == plain.status == "ok"
-    assert smooth.site_load_kw().max() == pytest.approx(15.0, abs=1e-6)
-    plain_out, smooth_out = evaluate(plain), evaluate(smooth)
-    assert smooth_out.readiness.met == plain_out.readiness.met == 3
-    assert smooth_out.bill.total == pytest.approx(plain_out.bill.total, abs=0.005)
-    # the tie-break is its own determinant and the only difference in the objective
-    labels = [d["label"] for d in smooth.info["demand_determinants"]]
-    assert labels[-1] == SMOOTHING_LABEL and SMOOTHING_LABEL not in labels[:-1]
-    assert smooth.info["objective"] == pytest.approx(plain.info["objective"] + 0.001 * 15.0,
-                                                     abs=1e-6)
-
-
-def test_peak_smoothing_never_gives_up_a_saving_worth_more_than_itself():
-    # The metered floor lets 2 kWh move from on-peak ($0.30) to off-peak ($0.10): $0.40 saved.
-    # A $0.001/kW tie-break on the horizon's own peak must not undo it.
-    sc = build_scenario([("2025-03-03 18:00", "2025-03-03 23:00", 40.0, 10.0)] * 3,
-                        tariff=two_period_tariff())
-    floor = {"2025-03 all hours": 25.0}
-    plain, smooth = (evaluate(optimal(sc, peaks_so_far_kw=floor, peak_smoothing_per_kw=eps))
-                     for eps in (0.0, 0.001))
-    assert smooth.bill.energy == pytest.approx(plain.bill.energy, abs=1e-6)
-    with pytest.raises(ValueError, match="peak_smoothing_per_kw"):
-        optimal(sc, peak_smoothing_per_kw=-1.0)

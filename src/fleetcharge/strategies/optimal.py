@@ -127,7 +127,6 @@ def lp_input(
     *,
     import_limit_kw: np.ndarray | None = None,
     price_adder_per_kwh: np.ndarray | None = None,
-    peak_smoothing_per_kw: float = 0.0,
 ) -> tuple[LPInput, list[str]]:
     """The LP of ``scenario`` and the list of approximations it makes (empty when exact).
 
@@ -136,8 +135,6 @@ def lp_input(
     load, so the LP's limit is ``min(service limit, max(import_limit_kw, building))``.
     ``price_adder_per_kwh`` (one value per step) is added to the energy price, e.g. a DR price
     signal paid per kWh not taken (see :mod:`fleetcharge.dr.planning`).
-    ``peak_smoothing_per_kw`` > 0 adds one more demand determinant, :data:`SMOOTHING_LABEL`:
-    the peak over the whole horizon with no floor, at that (tiny) price — see :func:`optimal`.
     """
     horizon = scenario.horizon
     tariff = scenario.tariff
@@ -146,12 +143,6 @@ def lp_input(
         tariff, horizon, scenario.billing_cycle_day, peaks_so_far_kw, demand_history_kw)
     if tariff.energy is not None and tariff.energy.is_tiered:
         notes.append("tiered energy rates priced at each period's first tier in the plan")
-    if peak_smoothing_per_kw < 0 or not np.isfinite(peak_smoothing_per_kw):
-        raise ValueError(f"peak_smoothing_per_kw={peak_smoothing_per_kw!r} must be ≥ 0 [$/kW]")
-    if peak_smoothing_per_kw > 0:
-        rows = horizon.n_steps if window is None else window.shape[0]
-        charges = (*charges, DemandCharge(SMOOTHING_LABEL, np.arange(rows),
-                                          rate_per_kw=float(peak_smoothing_per_kw)))
     building = scenario.building_kw()
     limit: float | np.ndarray = scenario.site.service_limit_kw
     if import_limit_kw is not None:
@@ -173,10 +164,6 @@ def lp_input(
         headroom_kwh=(1.0 - arrays.arrival_soc) * arrays.usable_kwh / arrays.efficiency,
     )
     return lp, notes
-
-
-SMOOTHING_LABEL = "re-plan peak smoothing"
-"""Label of the demand determinant that ``peak_smoothing_per_kw`` adds (not a tariff charge)."""
 
 
 def _per_step(values: np.ndarray, horizon: Horizon, name: str) -> np.ndarray:
@@ -216,7 +203,6 @@ def optimal(
     time_limit_s: float | None = None,
     import_limit_kw: np.ndarray | None = None,
     price_adder_per_kwh: np.ndarray | None = None,
-    peak_smoothing_per_kw: float = 0.0,
 ) -> Plan:
     """Plan that minimises the bill (energy + demand) with every departure target met if possible.
 
@@ -226,18 +212,9 @@ def optimal(
     the demand determinants and the list of approximations (empty: the plan is exactly optimal).
     ``import_limit_kw`` and ``price_adder_per_kwh`` (per step) are demand-response inputs; see
     :func:`lp_input`. With a price adder the objective includes it, so it is not the bill.
-
-    ``peak_smoothing_per_kw`` (default 0: off) is for live re-plans. Once a month's peak is
-    metered it is a floor of the billing demand, and every plan that stays below it costs the
-    same: the LP may then pick one that runs at that floor and finishes early, where small
-    control errors lift the next interval above it, the floor with it, and so on (a ratchet).
-    A small price on the horizon's own peak (no floor) picks, among those plans, the flattest.
-    It is a tie-break, not a bill term: the plan's bill exceeds the optimum by at most
-    ``peak_smoothing_per_kw`` × its peak; the objective includes the term.
     """
     lp, notes = lp_input(scenario, peaks_so_far_kw, demand_history_kw,
-                         import_limit_kw=import_limit_kw, price_adder_per_kwh=price_adder_per_kwh,
-                         peak_smoothing_per_kw=peak_smoothing_per_kw)
+                         import_limit_kw=import_limit_kw, price_adder_per_kwh=price_adder_per_kwh)
     if (lp.building_kw < 0).any():
         # On-site generation exceeds the building at times: the meter exports, import and export
         # are priced differently, so solve the per-step model that splits them (V2G LP without
