@@ -15,6 +15,7 @@ from fleetcharge.strategies.rolling import (
     PluggedVehicle,
     live_scenario,
     peaks_so_far,
+    planning_floors,
     plugged_from_sessions,
     replan,
 )
@@ -134,3 +135,27 @@ def test_a_one_step_replan_can_be_billed():
     out = evaluate(plan)
     assert plan.scenario.horizon.n_steps == 1
     assert out.bill.total > 0
+
+
+def test_planning_floors_keep_a_control_margin_below_metered_peaks():
+    peaks = {"2025-03 all hours": 150.0, "2025-03 on": 20.0, "2025-03 off": 0.2}
+    assert planning_floors(peaks, 0.0) == peaks
+    assert planning_floors(peaks, 0.01) == pytest.approx(
+        {"2025-03 all hours": 148.5, "2025-03 on": 19.5, "2025-03 off": 0.0})
+    with pytest.raises(ValueError, match="margin_share"):
+        planning_floors(peaks, 1.0)
+
+
+def test_a_replan_with_a_margin_plans_below_the_metered_peak():
+    # Same depot as the floor test: with 25 kW metered, the plan fills only up to 24.5 kW
+    # (a 1 % margin, at least 0.5 kW), still meeting every target.
+    sessions = [("2025-03-03 18:00", "2025-03-03 23:00", 40.0, 10.0)] * 3
+    sc = build_scenario(sessions, tariff=two_period_tariff())
+    now = pd.Timestamp("2025-03-03 18:00", tz=TZ)
+    plugged, _ = plugged_from_sessions(sc.sessions, now)
+    idx = pd.date_range("2025-03-01", periods=8, freq="15min", tz=TZ)
+    metered = pd.Series([5, 25, 25, 6, 5, 5, 5, 5], index=idx, dtype=float)
+    plan = replan(LiveState(sc, plugged, metered_kw=metered, peak_margin_share=0.01), now)
+    out = evaluate(plan)
+    assert out.readiness.met == 3
+    assert out.peak_kw == pytest.approx(24.5, abs=1e-6)

@@ -49,8 +49,9 @@ def test_rest_api(tmp_path):
                 [session] = (await http.get("/api/sessions")).json()
                 assert session["vehicle_id"] == "V0" and session["charger_id"] == "C0"
                 assert session["departure"] == "2025-03-04T14:00:00+00:00"  # 06:00 PST
-                assert session["soc"] == 0.75 and session["soc_measured"]
-                assert session["target_soc"] == pytest.approx(0.9)
+                # a whole-percent reading of 75 is planned from 74.5 % (depot.soc_lower_bound)
+                assert session["soc"] == pytest.approx(0.745) and session["soc_measured"]
+                assert session["target_soc"] == pytest.approx(0.895)
                 assert session["remaining_kwh"] == pytest.approx(10.0)
 
                 plan = (await http.get("/api/plan")).json()
@@ -75,11 +76,11 @@ def test_rest_api(tmp_path):
                             == [(0, 0.0), (10_800, 1250.0)], "the re-plan for 05:00")
                 assert "dispatcher changed V0" in depot.last.reason
 
-                # a higher target: (0.95 − 0.75) · 60 / 0.9 = 13.33 kWh by 05:00 → 1666.7 W
+                # a higher target: (0.95 − 0.745) · 60 / 0.9 = 13.67 kWh by 05:00 → 1708.3 W
                 answer = await http.patch("/api/sessions/V0", json={"target_soc": 0.95})
-                assert answer.json()["remaining_kwh"] == pytest.approx(40 / 3)
+                assert answer.json()["remaining_kwh"] == pytest.approx(41 / 3)
                 await until(lambda: tx_periods(cp.tx_profiles()[-1])
-                            == [(0, 0.0), (10_800, 1666.7)], "the re-plan for 95 %")
+                            == [(0, 0.0), (10_800, 1708.3)], "the re-plan for 95 %")
 
                 await until(lambda: not depot.busy, "the depot to settle")
                 done = depot.replans

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from fleetcharge.ops.clock import Clock
-from fleetcharge.ops.depot import DepotController, billing_cycle_start, interval_kw
+from fleetcharge.ops.depot import (DepotController, billing_cycle_start, interval_kw,
+                                   soc_lower_bound)
 from fleetcharge.ops.store import MeterSample, Store
 from fleetcharge.strategies.rolling import replan
 from tests.ops.test_csms import (
@@ -220,10 +221,11 @@ def test_month_to_date_peak_is_stored_and_passed_to_the_planner(tmp_path):
         assert (metered.index == expected.index).all()
     peaks = store.peaks()
     assert peaks["2025-03 all hours"] == pytest.approx(10 + 20 / 3)
-    # the planner bills the metered peak, not that plus its own (rolling.replan floors)
+    # the planner takes the metered peak as a floor, not that plus its own (rolling.replan
+    # floors), less the controller's margin: max(0.5 kW, 1 %) below it
     determinant = next(d for d in depot.last.plan.info["demand_determinants"]
                        if "all hours" in d["label"])
-    assert determinant["billed_kw"] == pytest.approx(10 + 20 / 3)
+    assert determinant["billed_kw"] == pytest.approx(10 + 20 / 3 - 0.5)
     store.close()
 
 
@@ -253,13 +255,15 @@ def test_soc_and_target_from_energy_and_readings(tmp_path):
     store.add_meter_values("C0", [MeterSample(at("18:30"), 1, tx.ocpp_tx_id, "SoC", 80.0,
                                               "Percent")])
     view = asyncio.run(views())
-    assert view.soc_measured and view.soc == pytest.approx(0.80)
-    assert view.target_soc == pytest.approx(0.80 + 0.9 * 7 / 60)
+    # a whole-percent reading of 80 stands for [79.5, 80.5) %: planned from 79.5 %
+    assert view.soc_measured and view.soc == pytest.approx(0.795)
+    assert view.target_soc == pytest.approx(0.795 + 0.9 * 7 / 60)
     assert view.remaining_kwh == pytest.approx(7.0)
 
     store.set_needs("C0", tx.ocpp_tx_id, target_soc=0.95, source="dispatcher")
     view = asyncio.run(views())
-    assert view.target_soc == 0.95 and view.remaining_kwh == pytest.approx(0.15 * 60 / 0.9)
+    assert view.target_soc == 0.95 and view.remaining_kwh == pytest.approx(0.155 * 60 / 0.9)
+
     store.close()
 
 
@@ -371,3 +375,25 @@ def test_an_expected_arrival_gets_its_planned_profile_before_the_replan(tmp_path
         asyncio.run(scenario())
     finally:
         release.set()
+
+
+@pytest.mark.parametrize(("reading", "target", "expected"), [
+    (45.3, 0.9, 0.4525),     # 0.1 % resolution: the low end of [45.25, 45.35)
+    (45.0, 0.9, 0.445),      # whole percent: [44.5, 45.5)
+    (45.25, 0.9, 0.45245),   # 0.01 %
+    (90.0, 0.9, 0.9),        # at the target: full for this session, taken as read
+    (95.3, 0.9, 0.953),
+    (0.0, None, 0.0),        # never below 0
+    (62.7, None, 0.6265),    # target unknown (energy-based needs): always the low end
+])
+def test_soc_reading_is_planned_from_its_lower_bound(reading, target, expected) -> None:
+    assert soc_lower_bound(reading, target) == pytest.approx(expected, abs=1e-12)
+
+
+def test_soc_lower_bound_covers_rounding_property() -> None:
+    """Whatever true SOC a station rounded to 0.1 % or 1 %, the bound is never above it."""
+    rng = np.random.default_rng(5)
+    for true_percent in rng.uniform(0.0, 89.0, 2000):
+        for decimals in (0, 1):
+            reading = round(float(true_percent), decimals)
+            assert soc_lower_bound(reading, 0.9) <= true_percent / 100.0 + 1e-12

@@ -14,7 +14,9 @@ An event enters the optimal planner as LP inputs (:class:`EventTerms`):
 Where the scenario has vehicle × charger pairs that pass the V2G stack check, the plan is the V2G
 LP (:func:`fleetcharge.strategies.v2g.v2g_terms`, :func:`~fleetcharge.strategies.v2g_lp.solve_v2g`),
 else the V1G LP (:func:`fleetcharge.strategies.optimal.optimal`). Event limits never ask to shed
-the building load.
+the building load. Live, only pairs whose charger can take a discharge setpoint now may discharge
+(``discharge_chargers``: the chargers connected over OCPP 2.1, from
+``LiveState.discharge_chargers``); a study leaves it out and every eligible pair may.
 
 The decision (:func:`run_dr_study` for a study, :func:`decide_live` for the central system)
 compares the plan *with* the event against the plan *without* it:
@@ -39,7 +41,7 @@ with all events accepted before it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -63,8 +65,14 @@ from fleetcharge.dr.settlement import (
 from fleetcharge.errors import InputError
 from fleetcharge.plan import Plan
 from fleetcharge.strategies.optimal import lp_input, optimal, solver_info
-from fleetcharge.strategies.rolling import LiveState, PluggedVehicle, live_scenario, peaks_so_far
-from fleetcharge.strategies.v2g import v2g_terms
+from fleetcharge.strategies.rolling import (
+    LiveState,
+    PluggedVehicle,
+    live_export_limit_kw,
+    live_scenario,
+    peaks_so_far,
+)
+from fleetcharge.strategies.v2g import session_discharge_kw, v2g_terms
 from fleetcharge.strategies.v2g_lp import solve_v2g
 from fleetcharge.timegrid import infer_resolution_min
 from fleetcharge.v2g.stack import check_stack
@@ -167,10 +175,15 @@ def event_terms(event: DREvent, program: DRProgram, index: pd.DatetimeIndex,
                       (event.event_id,))
 
 
-def can_discharge(scenario: Scenario) -> bool:
+def can_discharge(scenario: Scenario,
+                  discharge_chargers: Collection[str] | None = None) -> bool:
     """Does any vehicle × charger pair of the scenario pass the V2G stack check (a DR program
-    counting as a value stream)?"""
-    return any(p.discharge_kw > 0 for p in check_stack(scenario, has_program=True))
+    counting as a value stream)? With ``discharge_chargers`` (charger ids), only sessions on
+    those chargers count (:func:`fleetcharge.strategies.v2g.session_discharge_kw`)."""
+    if discharge_chargers is None:
+        return any(p.discharge_kw > 0 for p in check_stack(scenario, has_program=True))
+    return bool((session_discharge_kw(scenario, discharge_chargers=discharge_chargers,
+                                      has_program=True) > 0).any())
 
 
 def plan_with_terms(
@@ -180,17 +193,22 @@ def plan_with_terms(
     peaks_so_far_kw: Mapping[str, float] | None = None,
     demand_history_kw: Mapping[str, float] | None = None,
     time_limit_s: float | None = None,
+    discharge_chargers: Collection[str] | None = None,
+    export_limit_kw: float | np.ndarray | None = None,
 ) -> Plan:
     """The optimal plan of ``scenario`` under ``terms`` (none: the plan without events).
 
-    V2G (strategy ``"v2g"``) when a pair passes the stack check, else V1G (``"optimal"``).
+    V2G (strategy ``"v2g"``) when a pair passes the stack check (and, with
+    ``discharge_chargers``, is on one of those chargers), else V1G (``"optimal"``);
+    ``export_limit_kw`` lowers the V2G plan's export limit
+    (:func:`fleetcharge.strategies.v2g.v2g_terms`).
     In the V2G plan the scenario's own program value streams are replaced by the events'
     payments; its export prices and degradation costs stay. ``plan.info["dr_events"]`` lists
     the events planned for.
     """
     terms = terms if terms is not None else EventTerms.none(scenario.horizon.n_steps)
     limited = bool(np.isfinite(terms.import_limit_kw).any())
-    if not can_discharge(scenario):
+    if not can_discharge(scenario, discharge_chargers):
         plan = optimal(scenario, peaks_so_far_kw=peaks_so_far_kw,
                        demand_history_kw=demand_history_kw, time_limit_s=time_limit_s,
                        import_limit_kw=terms.import_limit_kw if limited else None,
@@ -202,7 +220,9 @@ def plan_with_terms(
         # The stack check counts DR payments as a value stream through a program; that
         # program's own calls are then replaced by the events' prices.
         streams = (EMERGENCY_2_PER_KWH.to_program(),) if terms.pays else ()
-        vterms = v2g_terms(replace(scenario, v2g=replace(scenario.v2g, programs=streams)))
+        vterms = v2g_terms(replace(scenario, v2g=replace(scenario.v2g, programs=streams)),
+                           discharge_chargers=discharge_chargers,
+                           export_limit_kw=export_limit_kw)
         paid = ~np.isnan(terms.baseline_kw) & (terms.reduction_price_per_kwh > 0)
         sell = (vterms.sell_price_per_kwh if vterms.sell_price_per_kwh is not None
                 else np.zeros(scenario.horizon.n_steps))
@@ -263,6 +283,8 @@ def plan_with_events(
     peaks_so_far_kw: Mapping[str, float] | None = None,
     demand_history_kw: Mapping[str, float] | None = None,
     time_limit_s: float | None = None,
+    discharge_chargers: Collection[str] | None = None,
+    export_limit_kw: float | np.ndarray | None = None,
 ) -> Plan:
     """The optimal plan of ``scenario`` honouring the (accepted) ``events``.
 
@@ -284,18 +306,27 @@ def plan_with_events(
         Metered site load before the horizon [kW].
     peaks_so_far_kw, demand_history_kw, time_limit_s
         As for :func:`fleetcharge.strategies.optimal.optimal`.
+    discharge_chargers : collection of str, optional
+        Only sessions on these chargers may discharge (live: the chargers connected over OCPP
+        2.1); ``None``: every pair that passes the stack check.
+    export_limit_kw : float or numpy.ndarray, optional
+        Lowers the interconnection's export limit [kW], a number or one per step (live: the
+        share of the first step still ahead, :func:`fleetcharge.strategies.rolling.
+        live_export_limit_kw`).
     """
     programs = with_presets(programs)
     index = scenario.horizon.index
     active = [e for e in events if not e.cancelled and e.mask(index).any()]
     kwargs: dict[str, Any] = dict(peaks_so_far_kw=peaks_so_far_kw,
-                                  demand_history_kw=demand_history_kw, time_limit_s=time_limit_s)
+                                  demand_history_kw=demand_history_kw, time_limit_s=time_limit_s,
+                                  discharge_chargers=discharge_chargers,
+                                  export_limit_kw=export_limit_kw)
     if not active:
         return plan_with_terms(scenario, None, **kwargs)
     chosen = [(e, program_for(e, programs)) for e in active]
     terms = EventTerms.none(len(index))
     counterfactual = None
-    if can_discharge(scenario) or any(e.kind == "reduce" for e in active):
+    if can_discharge(scenario, discharge_chargers) or any(e.kind == "reduce" for e in active):
         counterfactual = _load(plan_with_terms(scenario, None, **kwargs))
     described = {}
     for event, program in chosen:
@@ -814,6 +845,7 @@ def decide_live(
     ----------
     state : LiveState
         The depot now. Programs are ``programs``, else the depot scenario's, plus the presets.
+        Only pairs on ``state.discharge_chargers`` may discharge.
     event : DREvent
         The new (or modified) event; a cancelled one is declined at once.
     now : pandas.Timestamp
@@ -831,7 +863,9 @@ def decide_live(
     peaks = peaks_so_far(depot, state.metered_kw)
     kwargs: dict[str, Any] = dict(history_kw=state.metered_kw, peaks_so_far_kw=peaks,
                                   demand_history_kw=state.demand_history_kw,
-                                  time_limit_s=time_limit_s)
+                                  time_limit_s=time_limit_s,
+                                  discharge_chargers=state.discharge_chargers,
+                                  export_limit_kw=live_export_limit_kw(scenario, now))
     without = plan_with_events(scenario, others, known, **kwargs)
     with_plan = plan_with_events(scenario, [*others, event], known, **kwargs)
     out_without, out_with = evaluate(without), evaluate(with_plan)

@@ -584,9 +584,9 @@ class ProfileStore:
                     period["setpoint"] = round(self.from_kw(s.setpoint_kw, unit), 1)
                 if s.discharge_limit_kw is not None:
                     period["dischargeLimit"] = round(self.from_kw(s.discharge_limit_kw, unit), 1)
-            if periods and all(periods[-1].get(k) == v for k, v in period.items()
-                               if k != "startPeriod"):
-                continue
+            same = {k: v for k, v in period.items() if k != "startPeriod"}
+            if periods and {k: v for k, v in periods[-1].items() if k != "startPeriod"} == same:
+                continue  # equal in every field (a ChargingOnly 0 after a setpoint is not)
             periods.append(period)
         schedule = {"duration": int(duration_s), "chargingRateUnit": unit,
                     "chargingSchedulePeriod": periods}

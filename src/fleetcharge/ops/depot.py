@@ -5,8 +5,9 @@ decides what the chargers should do about it:
 
 1. **State.** Who is plugged in where comes from the store's open transactions, with the
    vehicle's needs (departure, target SOC or energy; from NotifyEVChargingNeeds, the scenario's
-   matching session or a dispatcher), the latest SoC meter reading (else the arrival SOC plus
-   the metered energy: ``soc = soc_arrival + η_c·E/usable``) and the energy metered so far.
+   matching session or a dispatcher), the SOC — the latest SoC meter reading less half its
+   resolution (:func:`soc_lower_bound`), else the arrival SOC plus the metered energy
+   (``soc = soc_arrival + η_c·E/usable``) — and the energy metered so far.
    Expected arrivals are the scenario's sessions not started yet. The site meter is rebuilt
    from the stored energy registers as interval averages on the scenario's resolution (the
    demand interval, DESIGN §3), plus the scenario's building load; the energy already metered
@@ -15,11 +16,17 @@ decides what the chargers should do about it:
 2. **Re-plan.** :func:`fleetcharge.strategies.rolling.replan` (or any ``planner`` with its
    signature) runs in a worker thread with a timeout. The month-to-date metered load enters as
    ``LiveState.metered_kw``, so the planner treats peaks already incurred as floors and never
-   pays for a peak twice; the peaks are also stored (``Store.update_peak``).
+   pays for a peak twice; the peaks are also stored (``Store.update_peak``). Plans fill
+   those peaks only up to a control margin below them (:data:`PEAK_MARGIN_SHARE`).
 3. **Profiles.** One TxProfile per open transaction (stack level 1, profile id fixed per
    transaction), in the station's rate unit and period limit (:mod:`fleetcharge.ops.profiles`),
    then GetCompositeSchedule to verify and store what the station will actually do. A vehicle
    whose arrival the last plan expected gets that plan's profile at once, before the re-plan.
+4. **V2G.** The chargers whose station is connected over OCPP 2.1 and bidirectional enter the
+   state as ``LiveState.discharge_chargers``: only there may the re-plan discharge (where the
+   V2G stack check lets the pair), and the TxProfile carries it as ``CentralSetpoint`` periods
+   (negative setpoint, ``dischargeLimit`` = setpoint ≤ 0). Stations on 1.6 and 2.0.1 are planned
+   V1G. Meter readings are compared with the composite as net power, import − export.
 
 Events that trigger a re-plan: a transaction start or stop, new needs, a meter reading that
 deviates from the composite schedule (see :data:`DEVIATION_MIN_KW`), a station going offline or
@@ -74,6 +81,11 @@ DEVIATION_SHARE = 0.10
 max(:data:`DEVIATION_MIN_KW`, :data:`DEVIATION_SHARE` × charger max_kw): 10 % of a port's power
 is well above metering noise and J1772 current-control tolerance, and 1 kW keeps small ports
 quiet. A vehicle drawing less because it reached its target does not count."""
+PEAK_MARGIN_SHARE = 0.01
+"""Plans fill month-to-date peaks only up to 1 % below them (at least 0.5 kW): stations follow a
+profile to within rounding and timing error, and a plan that runs the night exactly at the peak
+lifts it by that error every interval (measured: 143 → 165 kW over a 50-charger night at 300×;
+with the margin 146 kW). See :func:`fleetcharge.strategies.rolling.planning_floors`."""
 DEVIATION_COOLDOWN = pd.Timedelta(minutes=15)
 """At most one deviation re-plan per transaction per demand interval (simulated time)."""
 METER_RECHECK = pd.Timedelta(minutes=30)
@@ -89,6 +101,10 @@ TX_PROFILE_STACK_LEVEL = 1
 ENERGY_REGISTER = "Energy.Active.Import.Register"
 EXPORT_REGISTER = "Energy.Active.Export.Register"
 POWER = "Power.Active.Import"
+POWER_EXPORT = "Power.Active.Export"
+DISCHARGE_NOISE_KW = 1e-3
+"""Planned discharge smaller than this [kW] (1 W) is solver noise, clipped silently on a station
+that cannot discharge."""
 METER_LOOKBACK = pd.Timedelta(hours=1)
 """How far back each re-plan re-reads the readings of transactions it already knows, so that
 meter values a station queued while offline (OCPP 1.6 §4.10 / 2.x E04) still count."""
@@ -209,12 +225,16 @@ class _TxMeter:
         if len(rows):
             self.read_to = max(self.read_to, rows["timestamp"].iloc[-1])
 
+    def register_kwh(self, measurand: str) -> float:
+        """Energy counted by ``measurand``'s register since its first reading [kWh]."""
+        if measurand not in self.first_wh:
+            return 0.0
+        return (self.last_wh[measurand] - self.first_wh[measurand]) / 1000.0
+
     @property
     def delivered_kwh(self) -> float:
         """Net energy at the charger since the first reading: import − export [kWh]."""
-        return sum((self.last_wh[m] - self.first_wh[m]) * sign / 1000.0
-                   for m, sign in ((ENERGY_REGISTER, 1.0), (EXPORT_REGISTER, -1.0))
-                   if m in self.first_wh)
+        return self.register_kwh(ENERGY_REGISTER) - self.register_kwh(EXPORT_REGISTER)
 
     def register_at(self, now: pd.Timestamp) -> float | None:
         """The import register carried from its last reading to ``now`` at the power read with
@@ -224,6 +244,22 @@ class _TxMeter:
             return None
         hours = min(now - self.last_at, METER_CARRY) / pd.Timedelta(hours=1)
         return self.last_wh[ENERGY_REGISTER] + self.power_w * hours
+
+def soc_lower_bound(soc_percent: float, target_soc: float | None) -> float:
+    """The least SOC a reading can stand for [0–1]: the reading less half its resolution.
+
+    Stations round the EV's SoC before sending it (whole percent is common, the simulator
+    sends 0.1 %), so ``45.3`` means anything in [45.25, 45.35) %; planning from the reading
+    itself can leave a vehicle up to half a step short (0.05 % of an 89 kWh van is 48 Wh),
+    planning from the lower end never can. The resolution is taken from the reading's decimals
+    (``45`` → 1 %, ``45.3`` → 0.1 %, at most 0.001 %). A reading at or above the target is
+    taken as it is: the vehicle is full for this session and planning more for it would only
+    schedule power it will not draw.
+    """
+    if target_soc is not None and soc_percent >= 100.0 * target_soc:
+        return float(np.clip(soc_percent / 100.0, 0.0, 1.0))
+    decimals = next((k for k in range(4) if round(soc_percent, k) == soc_percent), 3)
+    return float(np.clip((soc_percent - 0.5 * 10.0 ** -decimals) / 100.0, 0.0, 1.0))
 
 
 def billing_cycle_start(now: pd.Timestamp, timezone: str, day: int) -> pd.Timestamp:
@@ -282,13 +318,19 @@ class DepotController:
         controller does: it catches up with what the events did not tell (energy a late
         profile could not deliver, batteries filling faster or slower than planned) and plans
         with the interval just completed in the month-to-date meter.
+    peak_margin_share : float
+        Control margin below the month-to-date peaks that plans fill for free
+        (``LiveState.peak_margin_share``, :func:`fleetcharge.strategies.rolling.planning_floors`);
+        default :data:`PEAK_MARGIN_SHARE`.
     """
 
     def __init__(self, scenario: Scenario, store: Store, clock: Clock, *,
                  planner: Planner = replan, replan_timeout_s: float = 60.0,
                  debounce_s: float = 1.0, horizon_hours: float = 24.0,
-                 deviation_kw: float | None = None, periodic: bool = True) -> None:
+                 deviation_kw: float | None = None, periodic: bool = True,
+                 peak_margin_share: float = PEAK_MARGIN_SHARE) -> None:
         self.scenario, self.store, self.clock = scenario, store, clock
+        self.peak_margin_share = peak_margin_share
         self.planner = planner
         self.replan_timeout_s = replan_timeout_s
         self.debounce_s = debounce_s
@@ -441,6 +483,7 @@ class DepotController:
         charger = self._chargers[cp_id]
         threshold = self.deviation_kw or max(DEVIATION_MIN_KW, DEVIATION_SHARE * charger.max_kw)
         socs = [s.value / 100.0 for s in samples if s.measurand == "SoC"]
+        net_w = self._net_power_w(samples)
         for s in samples:
             if s.measurand != POWER or s.phase is not None or not s.ocpp_tx_id:
                 continue
@@ -452,7 +495,8 @@ class DepotController:
             step = int((at - expected.start).total_seconds() // expected.step_s)
             if not 0 <= step < len(expected.kw):
                 continue
-            planned_kw, measured_kw = float(expected.kw[step]), s.value / 1000.0
+            planned_kw = float(expected.kw[step])
+            measured_kw = net_w[(s.ocpp_tx_id, s.timestamp)] / 1000.0
             if not abs(measured_kw - planned_kw) > threshold:  # NaN: no composite there
                 continue
             full = (expected.target_soc is not None and socs
@@ -589,7 +633,8 @@ class DepotController:
 
     def _live_state(self, now: pd.Timestamp, faulted: frozenset[str], finished: frozenset[str]
                     ) -> tuple[LiveState, list[SessionView]]:
-        """Blocking (worker thread): the planner's input from the store."""
+        """Blocking (worker thread): the planner's input from the store, and the chargers that
+        can take a discharge setpoint now (:meth:`_can_discharge`)."""
         views = self._views()
         metered, current_kwh = self._site_meter_kw(now, views)
         for label, kw in peaks_so_far(self.scenario, metered).items():
@@ -610,9 +655,12 @@ class DepotController:
         expected = tuple(s for s in self.scenario.sessions
                          if s.departure > now and s.arrival > now - MATCH_WINDOW
                          and s.id not in matched and s.vehicle_id not in busy)
+        discharge = frozenset(cp for cp, link in self.stations.copy().items()
+                              if self._can_discharge(link))
         return LiveState(self.scenario, plugged, expected, metered_kw=metered,
                          building_forecast_kw=self._building_forecast(now, current_kwh),
-                         dr_events=self.dr_events), views
+                         dr_events=self.dr_events, discharge_chargers=discharge,
+                         peak_margin_share=self.peak_margin_share), views
 
     def _views(self) -> list[SessionView]:
         """Blocking: every open transaction on a scenario charger as a :class:`SessionView`.
@@ -649,7 +697,12 @@ class DepotController:
                                delivered_kwh, None, tx.needs_source)
         eta, usable = vehicle.type.charge_efficiency, vehicle.type.usable_kwh
         if meter.soc_percent is not None:
-            soc, measured = float(np.clip(meter.soc_percent / 100.0, 0.0, 1.0)), True
+            known_target = tx.target_soc if tx.target_soc is not None else (
+                vehicle.target_soc if tx.energy_needed_kwh is None else None)
+            # As old as its meter sample; not carried forward to now at the power read with
+            # it: a profile may have lowered the power since, and an SOC guessed too high can
+            # leave a vehicle short, one guessed too low only plans a little energy again.
+            soc, measured = soc_lower_bound(meter.soc_percent, known_target), True
         else:
             session = self.match_session(vehicle.id, tx.started_at)
             if session is not None:
@@ -663,7 +716,12 @@ class DepotController:
         if tx.target_soc is not None:
             target = tx.target_soc
         elif tx.energy_needed_kwh is not None:
-            still = max(tx.energy_needed_kwh - delivered_kwh, 0.0)
+            # The need is energy at the charger from the arrival SOC. A kWh exported since
+            # took 1/η_d from the battery and takes 1/η_c of import to put back: counted at
+            # 1/(η_c·η_d), so the target stays the arrival SOC + η_c·E_needed/usable.
+            counted = meter.register_kwh(ENERGY_REGISTER) - meter.register_kwh(EXPORT_REGISTER) / (
+                eta * vehicle.type.discharge_efficiency)
+            still = max(tx.energy_needed_kwh - counted, 0.0)
             target = min(1.0, soc + eta * still / usable)
         else:
             target = vehicle.target_soc
@@ -780,12 +838,28 @@ class DepotController:
 
     async def _send_tx_profile(self, record: PlanRecord, link: StationLink, row: int,
                                view: SessionView, now: pd.Timestamp) -> None:
-        """Plan row → TxProfile → station; then keep the composite it reports for checks."""
+        """Plan row → TxProfile → station; then keep the composite it reports for checks.
+
+        Discharge (negative net power) goes out as OCPP 2.1 ``CentralSetpoint`` periods, and
+        only to a station that can take them (:meth:`_can_discharge`); a plan that discharges
+        on any other station (the planner should not) is clipped to 0 there and logged as an
+        error, rather than sending a profile the station must reject.
+        """
         if not link.has_transaction(view.ocpp_tx_id):  # it stopped while we were planning
             return
         charger = link.charger
+        discharge = self._can_discharge(link)
         try:
             power = profiles.session_power(record.plan, row, since=now)
+            if not discharge and (power.power_kw < 0).any():
+                if power.power_kw.min() < -DISCHARGE_NOISE_KW:
+                    LOG.error("the plan discharges %s transaction %s (down to %.3f kW) but the "
+                              "station cannot take a discharge setpoint (OCPP %s, %s charger); "
+                              "sending 0 kW for those steps", link.id, view.ocpp_tx_id,
+                              power.power_kw.min(), link.version,
+                              "bidirectional" if charger.bidirectional else "unidirectional")
+                power = profiles.SessionPower(power.start, power.step_s,
+                                              np.maximum(power.power_kw, 0.0))
             # A profile arrives after the solve: the part of its first step already past can
             # deliver nothing, so nothing (a sub-minimum burst included) is scheduled there.
             elapsed_s = int((self.clock.now() - power.start).total_seconds())
@@ -796,7 +870,7 @@ class DepotController:
             duration_s = int(power.step_s * len(power.power_kw))
             periods = profiles.schedule_periods(
                 power.power_kw, power.step_s, charger=charger, rate_unit=link.rate_unit,
-                max_periods=link.max_periods_for(view.ocpp_tx_id),
+                max_periods=link.max_periods_for(view.ocpp_tx_id), allow_discharge=discharge,
                 elapsed_s=max(elapsed_s, 0))
             payload = profiles.tx_profile(
                 periods, version=link.version, evse_id=view.evse_id,
@@ -808,6 +882,9 @@ class DepotController:
         except ValueError as exc:  # nothing sent: the station keeps its current profile
             LOG.error("no TxProfile for %s transaction %s: %s", link.id, view.ocpp_tx_id, exc)
             return
+        # From now on the station may follow the new profile: the old composite no longer says
+        # what it does, so meter readings are not judged against it until the new one is in.
+        self._expected.pop((view.charger_id, view.ocpp_tx_id), None)
         answer = await link.push_profile(payload, purpose="TxProfile", evse_id=view.evse_id,
                                          ocpp_tx_id=view.ocpp_tx_id,
                                          composite_duration_s=duration_s)
@@ -818,6 +895,27 @@ class DepotController:
                 start=power.start, steps=len(power.power_kw))
             self._expected[(view.charger_id, view.ocpp_tx_id)] = _Expected(
                 power.start, power.step_s, composite_kw, view.target_soc)
+
+    @staticmethod
+    def _can_discharge(link: StationLink) -> bool:
+        """Whether a station can be sent a discharge setpoint: connected and configured over
+        OCPP 2.1 (operationMode ``CentralSetpoint``, DESIGN §7; 1.6 and 2.0.1 have no standard
+        discharge) with a bidirectional charger. Whether its vehicle may discharge is the
+        planner's V2G stack check."""
+        return link.version == "2.1" and link.charger.bidirectional and link.ready
+
+    @staticmethod
+    def _net_power_w(samples: list[MeterSample]) -> dict[tuple[str | None, Any], float]:
+        """Net power of each transaction's sample instant, import − export [W]: a 2.1 station
+        discharging meters ``Power.Active.Export`` and 0 import, compared with a negative
+        composite setpoint."""
+        net: dict[tuple[str | None, Any], float] = {}
+        for s in samples:
+            if s.phase is None and s.measurand in (POWER, POWER_EXPORT):
+                sign = 1.0 if s.measurand == POWER else -1.0
+                key = (s.ocpp_tx_id, s.timestamp)
+                net[key] = net.get(key, 0.0) + sign * s.value
+        return net
 
     # -- views for the REST API ------------------------------------------------------------------
 

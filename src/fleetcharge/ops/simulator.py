@@ -972,6 +972,9 @@ class SimulatedStation:
                     a = b
                     continue
                 full_at = a + room * 3.6 / abs(p)
+                if full_at <= a:  # what is left takes less than the clock's resolution: done
+                    a = b
+                    continue
                 b = min(b, full_at)
                 energy_wh = abs(p) * (b - a) / 3.6
                 vt = plug.vehicle.type

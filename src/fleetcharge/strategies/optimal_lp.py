@@ -384,7 +384,8 @@ def solve_v1g(lp: LPInput, *, time_limit_s: float | None = None) -> LPResult:
             for j, w in enumerate(windows_of):
                 y_max[w] = np.minimum(y_max[w], x[peak_cols[j]] - lp.building_kw[w])
             y_max = np.maximum(y_max, 0.0)
-        y_step = np.where(y_col >= 0, x[np.maximum(y_col, 0)], 0.0)
+        y_step = np.zeros(n_steps)  # 0 where no session is plugged in (none at all: no columns)
+        y_step[y_col >= 0] = x[y_col[y_col >= 0]]
         if y_max is not None:
             y_step = flatten_blocks(y_step, block_of, lp.building_kw, y_max)
         power, failed = _disaggregate(np.clip(x[e], 0.0, e_cap_kwh), entry_block, block_of,
@@ -545,6 +546,8 @@ def run_highs(highs: highspy.Highs, n_col: int) -> tuple[str, np.ndarray, float]
     highs.run()
     seconds = perf_counter() - t0
     status = highs.modelStatusToString(highs.getModelStatus())
+    if status == "Empty":  # no columns (no session, no demand charge): trivially optimal
+        status = "Optimal"
     x = np.asarray(highs.getSolution().col_value)
     if x.size != n_col:
         raise RuntimeError(f"HiGHS returned no solution (status: {status})")

@@ -5,6 +5,16 @@ arrives or leaves, a meter reading deviates, a charger faults or a dispatcher ed
 The month-to-date peaks already metered enter the LP as floors of their demand determinants,
 so a re-plan never pays for a peak twice, and energy a vehicle still needs beyond the horizon is
 pro-rated by the share of its remaining dwell inside the horizon.
+
+The re-plan is V1G (:func:`fleetcharge.strategies.optimal.optimal`) unless a plugged-in or
+expected vehicle can discharge *now*: its vehicle × charger pair passes the V2G stack check
+(:mod:`fleetcharge.v2g.stack`) **and** its charger is in ``LiveState.discharge_chargers``, the
+chargers whose station can take a discharge setpoint (the depot lists those connected over OCPP
+2.1: operationMode ``CentralSetpoint``; OCPP 1.6 and 2.0.1 have no standard discharge). Then it
+is the V2G plan (:func:`fleetcharge.strategies.v2g.optimal_v2g`) with discharge on those chargers
+only, under the interconnection's export limit (in the step already under way, only its share
+still ahead: :func:`live_export_limit_kw`). Accepted DR events go through
+:func:`fleetcharge.dr.planning.plan_with_events` with the same restrictions.
 """
 
 from __future__ import annotations
@@ -19,8 +29,9 @@ import pandas as pd
 from fleetcharge.domain import Scenario, Session
 from fleetcharge.errors import InputError
 from fleetcharge.plan import Plan
-from fleetcharge.strategies.optimal import demand_charges, optimal
 from fleetcharge.scenario.tables import reindex_load
+from fleetcharge.strategies.optimal import demand_charges, optimal
+from fleetcharge.strategies.v2g import optimal_v2g, session_discharge_kw
 from fleetcharge.timegrid import Horizon, infer_resolution_min
 
 if TYPE_CHECKING:
@@ -65,7 +76,12 @@ class LiveState:
     over the horizon (zeros when unknown). ``dr_events`` are the demand-response events the
     depot has accepted (:class:`fleetcharge.dr.events.DREvent`); a re-plan honours them
     (:func:`fleetcharge.dr.planning.plan_with_events`; programs from ``depot.metadata
-    ["dr_programs"]`` and the presets).
+    ["dr_programs"]`` and the presets). ``discharge_chargers`` are the ids of the chargers whose
+    station can be sent a discharge setpoint now (connected and configured over OCPP 2.1, and
+    bidirectional); only sessions on them may discharge, and only if their pair passes the V2G
+    stack check. Empty (the default): the re-plan is V1G. ``peak_margin_share`` > 0 makes the
+    plan keep below each month-to-date peak by that share of it, at least
+    :data:`PEAK_MARGIN_MIN_KW` (:func:`planning_floors`); 0 (the default) plans up to it.
     """
 
     depot: Scenario
@@ -75,6 +91,32 @@ class LiveState:
     demand_history_kw: Mapping[str, float] = field(default_factory=dict)
     building_forecast_kw: pd.Series | None = None
     dr_events: tuple[DREvent, ...] = ()
+    discharge_chargers: frozenset[str] = frozenset()
+    peak_margin_share: float = 0.0
+
+
+PEAK_MARGIN_MIN_KW = 0.5
+"""Least margin :func:`planning_floors` keeps below a metered peak when a margin is asked [kW]."""
+
+
+def planning_floors(peaks_kw: Mapping[str, float], margin_share: float) -> dict[str, float]:
+    """The month-to-date peaks a live plan may fill for free: each peak ``P`` less a control
+    margin ``max(PEAK_MARGIN_MIN_KW, margin_share·P)`` (``margin_share`` 0: the peaks as metered).
+
+    Once a peak is metered, every kW below it is free, so an optimal plan fills it wherever that
+    saves energy cost — often whole nights exactly at the peak. Stations then follow the plan
+    only to within rounding, timing and metering error, and whatever lands above the peak
+    becomes the new peak, which the next plan fills again: a ratchet, step by step. Planning to
+    a floor a little below the metered peak (a set-point back-off, as in any controller running
+    at a constraint) keeps those errors under it. The cost is bounded: at most the margin times
+    the demand rate, and only when the margin's room would have paid.
+    """
+    if not 0.0 <= margin_share < 1.0:
+        raise ValueError(f"margin_share={margin_share!r} must be in [0, 1)")
+    if margin_share == 0.0:
+        return dict(peaks_kw)
+    return {label: max(kw - max(PEAK_MARGIN_MIN_KW, margin_share * kw), 0.0)
+            for label, kw in peaks_kw.items()}
 
 
 def peaks_so_far(depot: Scenario, metered_kw: pd.Series | None) -> dict[str, float]:
@@ -144,7 +186,42 @@ def live_scenario(state: LiveState, now: pd.Timestamp, horizon_hours: float = 24
         building = reindex_load(state.building_forecast_kw, horizon,
                                 file="LiveState.building_forecast_kw")
     site = replace(depot.site, building_load_kw=building)
-    return replace(depot, site=site, sessions=tuple(sessions), horizon=horizon)
+    v2g = depot.v2g
+    if v2g.export_price_per_kwh is not None:
+        v2g = replace(v2g, export_price_per_kwh=_repeat_days(v2g.export_price_per_kwh,
+                                                             depot.horizon, horizon))
+    return replace(depot, site=site, sessions=tuple(sessions), horizon=horizon, v2g=v2g)
+
+
+def _repeat_days(values: pd.Series, horizon: Horizon, onto: Horizon) -> pd.Series:
+    """A series on the steps of ``horizon`` put on the steps of ``onto`` (same resolution): the
+    same instant where ``horizon`` covers it, else repeated in whole days (a horizon shorter
+    than a day: repeated as a whole), as the depot repeats its building load."""
+    span_ns = horizon.end.value - horizon.start.value
+    day_ns = 86_400_000_000_000
+    period_ns = max(span_ns // day_ns, 1) * day_ns if span_ns >= day_ns else span_ns
+    offset = (onto.index.as_unit("ns").asi8 - horizon.start.value) % period_ns
+    steps = offset // (horizon.resolution_min * 60_000_000_000)
+    out = values.to_numpy(dtype=float)[np.minimum(steps, len(values) - 1)]
+    return pd.Series(out, index=onto.index, name=values.name)
+
+
+def live_export_limit_kw(scenario: Scenario, now: pd.Timestamp) -> np.ndarray:
+    """Export limit of each step of a live re-plan starting at ``now`` [kW].
+
+    The interconnection's limit X, except in the first step, of which only the share
+    ``f = (t₁ − now)/Δ`` is still ahead: ``f·X``. The plan's first step is an average over the
+    whole step, and the stations deliver it in the part still ahead (:func:`fleetcharge.ops.
+    profiles.session_power`), while the part already past may have exported at up to X under
+    the previous plan; with ``f·X`` the meter's interval average stays within X.
+    """
+    horizon = scenario.horizon
+    limit = np.full(horizon.n_steps, scenario.site.interconnection.export_allowed_kw)
+    if horizon.n_steps:
+        step = pd.Timedelta(minutes=horizon.resolution_min)
+        ahead = (horizon.start + step - now) / step
+        limit[0] *= float(np.clip(ahead, 0.0, 1.0))
+    return limit
 
 
 def replan(state: LiveState, now: pd.Timestamp, horizon_hours: float = 24.0,
@@ -152,21 +229,32 @@ def replan(state: LiveState, now: pd.Timestamp, horizon_hours: float = 24.0,
     """Optimal plan from ``now`` over ``horizon_hours`` (default 24 h) given the live state.
 
     The month-to-date peaks of ``state.metered_kw`` are floors of the demand determinants of the
-    current billing cycle; ``state.demand_history_kw`` feeds ratchets. Accepted DR events
+    current billing cycle; ``state.demand_history_kw`` feeds ratchets. The plan is V1G
+    (strategy ``"optimal"``) unless a session on one of ``state.discharge_chargers`` passes the
+    V2G stack check; then it is V2G (``"v2g"``, :func:`~fleetcharge.strategies.v2g.optimal_v2g`)
+    with discharge on those chargers only (module docstring). Accepted DR events
     (``state.dr_events``) that overlap the horizon are honoured: import limits in curtail and
-    reduce events, prices in price events, V2G where a pair is eligible (see
-    :mod:`fleetcharge.dr.planning`). The returned plan's ``info["replan_s"]`` is the wall time of
-    the whole call.
+    reduce events, prices in price events, V2G where a pair on ``state.discharge_chargers`` is
+    eligible (see :mod:`fleetcharge.dr.planning`). The returned plan's ``info["replan_s"]`` is
+    the wall time of the whole call.
     """
     t0 = pd.Timestamp.now()
     scenario = live_scenario(state, now, horizon_hours)
-    peaks = peaks_so_far(state.depot, state.metered_kw)
+    peaks = planning_floors(peaks_so_far(state.depot, state.metered_kw), state.peak_margin_share)
     if state.dr_events:
         from fleetcharge.dr.planning import plan_with_events  # lazy: dr builds on this module
 
         plan = plan_with_events(scenario, state.dr_events, state.depot.metadata.get(
             "dr_programs"), history_kw=state.metered_kw, peaks_so_far_kw=peaks,
-            demand_history_kw=state.demand_history_kw, time_limit_s=time_limit_s)
+            demand_history_kw=state.demand_history_kw, time_limit_s=time_limit_s,
+            discharge_chargers=state.discharge_chargers,
+            export_limit_kw=live_export_limit_kw(scenario, now))
+    elif state.discharge_chargers and (session_discharge_kw(
+            scenario, discharge_chargers=state.discharge_chargers) > 0).any():
+        plan = optimal_v2g(scenario, peaks_so_far_kw=peaks,
+                           demand_history_kw=state.demand_history_kw, time_limit_s=time_limit_s,
+                           discharge_chargers=state.discharge_chargers,
+                           export_limit_kw=live_export_limit_kw(scenario, now))
     else:
         plan = optimal(scenario, peaks_so_far_kw=peaks, demand_history_kw=state.demand_history_kw,
                        time_limit_s=time_limit_s)

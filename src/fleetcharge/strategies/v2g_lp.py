@@ -62,7 +62,7 @@ class V2GTerms:
     arrival_kwh: np.ndarray  # per session battery energy at arrival [kWh]
     floor_kwh: np.ndarray  # per session SOC floor while plugged in [kWh]
     degradation_per_kwh: np.ndarray  # per session, per kWh leaving the battery [$/kWh]
-    export_limit_kw: float = 0.0  # interconnection agreement; 0 = no export
+    export_limit_kw: float | np.ndarray = 0.0  # agreement (or per step); 0 = no export [kW]
     sell_price_per_kwh: np.ndarray | None = None  # per step export credit [$/kWh]
     program_price_per_kwh: np.ndarray | None = None  # per step payment for reduction [$/kWh]
     baseline_kw: np.ndarray | None = None  # per step program baseline (site load without V2G)
@@ -155,7 +155,8 @@ def solve_v2g(lp: LPInput, v2g: V2GTerms, *, time_limit_s: float | None = None,
     # Sessions with the V2G formulation; the others keep the V1G energy row until pricing shows
     # that discharging could lower the cost (column generation, see _price_discharge).
     active = _likely_to_discharge(eligible, row_of, step_of, lp.energy_price_per_kwh,
-                                  np.maximum(sell, 0.0) if v2g.export_limit_kw > 0 else None,
+                                  np.maximum(sell, 0.0) if np.any(np.asarray(
+                                      v2g.export_limit_kw) > 0) else None,
                                   np.where(paying, program, 0.0), v2g.degradation_per_kwh,
                                   eta_c, eta_d)
     if v1g_duals is not None and v1g_duals[0].size == n_sessions and v1g_duals[1].size == n_steps:
@@ -195,7 +196,7 @@ def solve_v2g(lp: LPInput, v2g: V2GTerms, *, time_limit_s: float | None = None,
         m.add_rows(link_d, yn, np.full(yn.size, dt), np.zeros(used_d.size), 0.0)
         # Site balance per step: g − x − y⁺ + y⁻ = b.
         g = m.add_cols(lp.energy_price_per_kwh * dt, 0.0, lp.service_limit_kw)
-        x = m.add_cols(-sell * dt, 0.0, max(v2g.export_limit_kw, 0.0))
+        x = m.add_cols(-sell * dt, 0.0, np.maximum(v2g.export_limit_kw, 0.0))
         t = np.arange(n_steps)
         balance_rows = m.n_row + t
         m.add_rows(np.concatenate([t, t, plugged_steps, dis_steps]),
@@ -228,8 +229,10 @@ def solve_v2g(lp: LPInput, v2g: V2GTerms, *, time_limit_s: float | None = None,
         new = eligible.copy() if integer_used else active.copy()
         while True:
             if new.any():
-                battery.add(highs, new, e_session, d_cap_kwh,
-                            discharge_rows[np.searchsorted(used_d, e_block)], cc, s,
+                # Entries of sessions that cannot discharge may lie in blocks after the last
+                # one with discharge; their row is never used, only kept in bounds.
+                block_row = np.minimum(np.searchsorted(used_d, e_block), used_d.size - 1)
+                battery.add(highs, new, e_session, d_cap_kwh, discharge_rows[block_row], cc, s,
                             energy_rows, v2g, lp.energy_kwh, floor)
                 active |= new
                 # y⁻_t ≤ what the sessions with a V2G formulation can discharge at t.
