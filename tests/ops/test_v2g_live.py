@@ -447,3 +447,29 @@ def _periods(payload: dict) -> list[dict]:
     profile = payload.get("csChargingProfiles") or payload["chargingProfile"]
     schedule = profile["chargingSchedule"]
     return (schedule if isinstance(schedule, dict) else schedule[0])["chargingSchedulePeriod"]
+
+
+def test_site_meter_nets_export_against_import(tmp_path):
+    # Two bidirectional ports: C0 imports 10 kW while C1 exports 6 kW over 18:00–18:15, then
+    # both idle. The site meter (and so the month-to-date peak the plans fill) is 4 kW, not 10.
+    sc = ac_v2g_van()
+    c1 = replace(sc.chargers[0], id="C1")
+    sc = replace(sc, chargers=(sc.chargers[0], c1))
+    store = Store.open(f"sqlite:///{tmp_path / 'd.db'}")
+    for cp in ("C0", "C1"):
+        store.add_charge_point(cp, PASSWORD)
+    t0, t1, t2 = ts("2025-03-03 18:00"), ts("2025-03-03 18:15"), ts("2025-03-03 18:30")
+    imp, exp = "Energy.Active.Import.Register", "Energy.Active.Export.Register"
+    store.add_meter_values("C0", [MeterSample(t, 1, None, imp, wh, "Wh")
+                                  for t, wh in ((t0, 0.0), (t1, 2500.0), (t2, 2500.0))])
+    store.add_meter_values("C1", [MeterSample(t, 1, None, m, wh, "Wh")
+                                  for t, m, wh in ((t0, imp, 0.0), (t0, exp, 0.0),
+                                                   (t1, imp, 0.0), (t1, exp, 1500.0),
+                                                   (t2, imp, 0.0), (t2, exp, 1500.0))])
+    depot = DepotController(sc, store, Clock(t2), debounce_s=60)
+    try:
+        metered, current_kwh = depot._site_meter_kw(t2, [])
+    finally:
+        store.close()
+    np.testing.assert_allclose(metered.to_numpy(), [4.0, 0.0], atol=1e-9)
+    assert current_kwh == 0.0

@@ -735,7 +735,8 @@ class DepotController:
         """Blocking: month-to-date site load as interval averages on the scenario resolution
         [kW], and the charging energy metered so far in the current interval [kWh].
 
-        Charging load comes from the stored energy registers (:func:`interval_kw`), plus the
+        Charging load comes from the stored energy registers (:func:`interval_kw`: import less
+        export on a depot with bidirectional chargers), plus the
         building load of the scenario (:meth:`_building_kw`) for complete intervals. The last
         :data:`METER_RECHECK` of intervals are recomputed each time (late meter values), older
         ones are cached. The registers of the open transactions (``views``) are carried
@@ -749,20 +750,27 @@ class DepotController:
         kept = self._metered[self._metered.index >= cycle] if len(self._metered) else (
             self._metered)
         if kept.empty:
-            registers = self.store.meter_values(since=cycle, measurand=ENERGY_REGISTER)
+            since = cycle
+            registers = self.store.meter_values(since=since, measurand=ENERGY_REGISTER)
             if registers.empty:
                 return kept, 0.0
             first = min(end, max(cycle, registers["timestamp"].iloc[0].floor(step)))
         else:
             first = max(cycle, (kept.index[-1] + step - METER_RECHECK).floor(step))
-            registers = self.store.meter_values(since=first - METER_RECHECK,
-                                                measurand=ENERGY_REGISTER)
+            since = first - METER_RECHECK
+            registers = self.store.meter_values(since=since, measurand=ENERGY_REGISTER)
         registers = registers[registers["phase"].isna()]
         bounds = pd.date_range(first, end, freq=step)
         if now > end:
             bounds = bounds.append(pd.DatetimeIndex([now]))
             registers = pd.concat([registers, self._registers_now(now, views)])
         charging = interval_kw(registers, bounds)
+        if any(c.bidirectional for c in self.scenario.chargers):
+            # the site meter sees import less export (V2G): without it the month-to-date peak
+            # would be overstated, and plans would fill a "free" peak the site never reached
+            # (export after its last reading is not carried forward: counted as none)
+            exports = self.store.meter_values(since=since, measurand=EXPORT_REGISTER)
+            charging = charging - interval_kw(exports[exports["phase"].isna()], bounds)
         current_kwh = 0.0
         if now > end:
             current_kwh = float(charging[-1]) * (now - end) / pd.Timedelta(hours=1)
