@@ -307,6 +307,16 @@ async def station(server: DepotServer, version: str, cp_id: str = "C0",
             await asyncio.gather(reader, return_exceptions=True)
 
 
+async def plugged_in_and_planned(server: DepotServer, cp: Any, vehicle_id: str = "V0") -> None:
+    """Boot ``cp``, start ``vehicle_id``'s transaction at meter 0 and wait for the re-plan and
+    the composite schedule it reads back."""
+    depot = server.depot
+    await cp.boot()
+    await cp.start_tx(vehicle_id, meter_wh=0)
+    await until(lambda: not depot.busy and depot.last is not None and depot.last.answers,
+                "a plan and its composite")
+
+
 def tx_periods(payload: dict) -> list[tuple[int, float]]:
     return [(p["startPeriod"], p["limit"])
             for p in _Recording.schedule(payload)["chargingSchedulePeriod"]]

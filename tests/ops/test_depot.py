@@ -20,6 +20,7 @@ from tests.ops.test_csms import (
     TZ,
     depot_server,
     one_van,
+    plugged_in_and_planned,
     station,
     tx_periods,
     until,
@@ -109,10 +110,7 @@ def test_meter_deviation_triggers_a_replan_once_per_interval(tmp_path):
         async with depot_server(f"sqlite:///{tmp_path / 'd.db'}", one_van()) as server, \
                 station(server, "1.6") as cp:
             depot = server.depot
-            await cp.boot()
-            await cp.start_tx("V0", meter_wh=0)
-            await until(lambda: not depot.busy and depot.last is not None and depot.last.answers,
-                        "a composite")
+            await plugged_in_and_planned(server, cp)
             done = depot.replans
             # planned 0 kW until 21:00; threshold max(1 kW, 10 % of 10 kW) = 1 kW
             await cp.meter(energy_wh=0, power_w=800, soc_percent=75)

@@ -56,7 +56,8 @@ from fleetcharge.strategies.rolling import (
 from fleetcharge.strategies.v2g import optimal_v2g
 from fleetcharge.tariff import EnergyCharge, EnergyPeriod, EnergyTier, Tariff
 from tests.conftest import build_scenario, until
-from tests.ops.test_csms import CLIENTS, CP21, PASSWORD, depot_server, station
+from tests.ops.test_csms import (CLIENTS, CP21, PASSWORD, depot_server,
+                                 plugged_in_and_planned, station)
 from tests.test_dr_planning import program, v2g_depot
 from tests.test_optimal_strategy import two_period_tariff
 
@@ -319,10 +320,7 @@ def test_metered_discharge_matching_the_plan_is_no_deviation(tmp_path, monkeypat
         async with depot_server(f"sqlite:///{tmp_path / 'd.db'}", sc, start=ts(
                 "2025-03-03 19:00")) as server, station(server, "2.1") as cp:
             depot = server.depot
-            await cp.boot()
-            await cp.start_tx("V0", meter_wh=0)
-            await until(lambda: not depot.busy and depot.last is not None and depot.last.answers,
-                        "a plan and its composite")
+            await plugged_in_and_planned(server, cp)
             done = depot.replans
 
             async def meter(import_w: float, export_w: float) -> None:
