@@ -2,12 +2,16 @@
 
 from dataclasses import replace
 
+import numpy as np
+import pandas as pd
+
 import pytest
 
 from fleetcharge.accounting import evaluate
 from fleetcharge.domain import Charger, Interconnection, V2GSettings, VehicleType
 from fleetcharge.strategies.optimal import optimal
-from fleetcharge.strategies.v2g import optimal_v2g
+from fleetcharge.strategies.v2g import netting_note, optimal_v2g
+from fleetcharge.tariff import EnergyCharge, EnergyPeriod, EnergyTier, Tariff
 from fleetcharge.v2g.programs import ELRP_LIKE
 from tests.conftest import build_scenario
 from tests.test_optimal_strategy import two_period_tariff
@@ -75,3 +79,37 @@ def test_soc_stays_within_floor_and_battery():
     frame = plan_frame(optimal_v2g(sc))
     assert frame["soc"].min() >= 0.2 - 1e-6
     assert frame["soc"].max() <= 1.0 + 1e-6
+
+
+def test_export_credit_above_the_import_price_is_reported_not_hidden():
+    # Flat $0.10/kWh import, no demand charge, $3/kWh export credit 19–20 h, 10 kW agreement:
+    # the LP can "export" one van's discharge while importing for the other in the same step,
+    # which a site meter nets. The plan must say so, with the kWh and dollars it overstates.
+    zero = tuple(tuple(0 for _ in range(24)) for _ in range(12))
+    flat = Tariff(name="flat", energy=EnergyCharge((EnergyPeriod((EnergyTier(0.10),), "all"),),
+                                                   zero, zero))
+    sc = build_scenario([("2025-03-03 18:00", "2025-03-04 06:00", 10.0, 10.0),
+                         ("2025-03-03 18:00", "2025-03-04 06:00", 40.0, 10.0)], tariff=flat)
+    vt = VehicleType("van", 60.0, max_ac_kw=10.0, max_dc_kw=50.0, charge_efficiency=0.9,
+                     bidirectional=True, bidirectional_modes=("AC",), j3072_certified=True)
+    chargers = tuple(Charger(f"C{i}", 10.0, bidirectional=True, j3072_certified=True)
+                     for i in range(2))
+    local = sc.horizon.index.tz_convert("America/Los_Angeles")
+    credit = pd.Series(np.where((local.hour == 19) & (local.day == 3), 3.0, 0.0),
+                       index=sc.horizon.index)
+    sc = replace(sc, chargers=chargers, vehicle_types=(vt,),
+                 vehicles=tuple(replace(v, type=vt) for v in sc.vehicles),
+                 site=replace(sc.site, interconnection=Interconnection("approved", 10.0)),
+                 v2g=V2GSettings(export_price_per_kwh=credit))
+    plan = optimal_v2g(sc)
+    [note] = [n for n in plan.info["approximations"] if "export credit above" in n]
+    assert not plan.info["exact"]
+    assert "10.00 kWh" in note  # one van's 10 kW for the hour at 19–20 h, netted away
+    # below the import price there is nothing to report
+    assert netting_note(np.array([5.0, 0.0]), np.array([0.0, 5.0]), np.array([0.1, 0.1]),
+                        np.array([0.05, 0.05]), 0.25) is None
+    assert netting_note(np.array([4.0]), np.array([6.0]), np.array([0.1]), np.array([3.0]),
+                        0.25) == ("export credit above the import price: the plan imports and "
+                                  "exports in the same step in 1 steps (1.00 kWh), which a site "
+                                  "meter nets; export and its credit are overstated by up to "
+                                  "1.00 kWh and $2.90")

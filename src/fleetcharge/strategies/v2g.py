@@ -118,6 +118,26 @@ def _export_limit_kw(scenario: Scenario,
     return limit if limit.ndim else float(limit)
 
 
+def netting_note(import_kw: np.ndarray, export_kw: np.ndarray, buy_per_kwh: np.ndarray,
+                 sell_per_kwh: np.ndarray | None, step_hours: float) -> str | None:
+    """A plan note when the LP both imports and exports in a step, else None.
+
+    A site meter nets import and export within a step; the LP keeps them apart (import g,
+    export x, ``g − x`` = load) and never does both while the export credit σ is below the
+    import price π. Where σ > π it may (e.g. one vehicle charging from another), which the
+    meter would not record as export: those steps' export and its credit are overstated by
+    ``Σ min(g, x)·Δ`` kWh and ``Σ (σ − π)·min(g, x)·Δ`` dollars, which the note reports.
+    """
+    both_kwh = np.minimum(np.clip(import_kw, 0.0, None), np.clip(export_kw, 0.0, None)) * step_hours
+    if sell_per_kwh is None or both_kwh.sum() <= 1e-6:
+        return None
+    overstated = float(((np.asarray(sell_per_kwh) - buy_per_kwh) * both_kwh).sum())
+    return (f"export credit above the import price: the plan imports and exports in the same "
+            f"step in {int((both_kwh > 1e-9).sum())} steps ({both_kwh.sum():.2f} kWh), which a "
+            f"site meter nets; export and its credit are overstated by up to "
+            f"{both_kwh.sum():.2f} kWh and ${overstated:.2f}")
+
+
 def optimal_v2g(
     scenario: Scenario,
     *,
@@ -151,6 +171,10 @@ def optimal_v2g(
     terms = v2g_terms(scenario, baseline_kw, discharge_chargers=discharge_chargers,
                       export_limit_kw=export_limit_kw)
     result = solve_v2g(lp, terms, time_limit_s=time_limit_s, v1g_duals=v1g_duals)
+    note = netting_note(result.import_kw, result.export_kw, lp.energy_price_per_kwh,
+                        terms.sell_price_per_kwh, lp.step_hours)
+    if note:
+        notes = [*notes, note]
     info = solver_info(result, lp, notes)
     info.update(
         objective_parts=result.parts,
