@@ -159,3 +159,25 @@ def test_a_replan_with_a_margin_plans_below_the_metered_peak():
     out = evaluate(plan)
     assert out.readiness.met == 3
     assert out.peak_kw == pytest.approx(24.5, abs=1e-6)
+
+
+def test_a_departure_guard_finishes_each_vehicle_before_it_leaves():
+    # 40 kWh between 18:00 and 23:00 on a 10 kW port; plan at 18:07 with a 5-minute guard: the
+    # plan aims at 22:55 and charges nothing after; an arrival expected at 22:58 (no time left
+    # after the guard) keeps its own departure.
+    sc = build_scenario([("2025-03-03 18:00", "2025-03-03 23:00", 40.0, 10.0),
+                         ("2025-03-03 22:58", "2025-03-03 23:00", 0.1, 10.0)],
+                        tariff=two_period_tariff())
+    now = pd.Timestamp("2025-03-03 18:07", tz=TZ)
+    plugged, expected = plugged_from_sessions(sc.sessions, now)
+    guard = pd.Timedelta(minutes=5)
+    state = LiveState(sc, plugged, expected, departure_guard=guard)
+    live = live_scenario(state, now)
+    assert [s.departure for s in live.sessions] == [
+        pd.Timestamp("2025-03-03 22:55", tz=TZ), pd.Timestamp("2025-03-03 23:00", tz=TZ)]
+    plan = replan(state, now)
+    assert evaluate(plan).readiness.met == 2
+    kw = pd.Series(plan.charge_kw.toarray()[0], index=plan.scenario.horizon.index)
+    # 22:45–23:00 is the last step: 10 of its 15 minutes are before 22:55
+    assert kw[pd.Timestamp("2025-03-03 22:45", tz=TZ)] <= 10.0 * 10 / 15 + 1e-6
+    assert kw[kw.index >= pd.Timestamp("2025-03-03 23:00", tz=TZ)].abs().max() < 1e-9

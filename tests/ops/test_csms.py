@@ -63,6 +63,8 @@ async def depot_server(db_url: str, scenario, *, planner=replan, ids=("C0",),
     for cp_id in ids:
         await asyncio.to_thread(store.add_charge_point, cp_id, PASSWORD)
     options.setdefault("debounce_s", 0.05)
+    # the hand-computed profiles of these tests plan up to the departure itself
+    options.setdefault("departure_guard", pd.Timedelta(0))
     try:
         async with DepotServer(scenario, store, Clock(start), ocpp_host="127.0.0.1",
                                ocpp_port=0, http_host="127.0.0.1", http_port=0,

@@ -165,11 +165,14 @@ def charge_plans(draw, sub_minimum: bool = True):
     # rounding to 0.1: 7.25 kW / 240 V = 30.208 A → 30.2; 7.2549 kW → 7254.9 W
     (AC1, "A", [7.25], [(0, 30.2)]),
     (AC1, "W", [7.2549], [(0, 7254.9)]),
-    # below the 6 A floor: 0.72 kW = 3 A for 30 min is 6 A for the first 15 min
-    (AC1, "A", [0.72, 0.72], [(0, 6.0), (900, 0.0)]),
-    (AC1, "W", [0.72, 0.72], [(0, 1440.0), (900, 0.0)]),
-    # 3-phase floor 6 A = 4.157 kW; 2 kW for 1 h is 4157 W for 1732 s (7.2e6 J / 4157 W)
-    (AC3, "W", [2.0] * 4, [(0, 7200000 / 1732), (1732, 0.0)]),
+    # below the 6 A floor: 0.72 kW = 3 A for 15 min is 6 A for its first 7.5 min, in each step
+    # (front-loaded within the step, so every step's average is the plan's)
+    (AC1, "A", [0.72, 0.72], [(0, 6.0), (450, 0.0), (900, 6.0), (1350, 0.0)]),
+    (AC1, "W", [0.72, 0.72], [(0, 1440.0), (450, 0.0), (900, 1440.0), (1350, 0.0)]),
+    # 3-phase floor 6 A = 4.157 kW; 2 kW for 15 min is 4157 W for 433 s (1.8e6 J / 4157 W),
+    # at 1.8e6/433 = 4157.04 → 4157.0 W, in each of the 4 steps
+    (AC3, "W", [2.0] * 4, [(t + o, r) for t in (0, 900, 1800, 2700)
+                           for o, r in ((0, 1800000 / 433), (433, 0.0))]),
 ])
 def test_hand_computed_periods(charger, unit, plan_kw, expected):
     periods = schedule_periods(plan_kw, 900, charger=charger, rate_unit=unit, max_periods=10)
@@ -307,6 +310,9 @@ def test_floor_front_loads_never_lags_the_plan_nor_lifts_a_step_above_the_floor(
     assert (step_mean <= np.maximum(planned, floor * (1 + 1 / step)) + 0.1 + 1e-9).all()
     # steps the plan leaves idle stay idle when nothing has to be merged
     assert (step_mean[planned == 0] == 0).all()
+    # and every step delivers its own planned energy (front-loaded within the step): its
+    # average is the plan's up to rounding (0.1) and a sub-minimum remainder under one second
+    assert (np.abs(step_mean - planned) <= 0.1 + (floor + 0.1) / step + 1e-9).all()
 
 
 @SETTINGS

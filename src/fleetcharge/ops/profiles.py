@@ -213,9 +213,12 @@ def schedule_periods(power_kw: np.ndarray | Sequence[float], step_s: float, *, c
        number of phases (:meth:`Charger.kw_to_amps`, the inverse of ``amps_to_kw``).
     2. Merge neighbouring steps whose rates round to the same 0.1 into runs (value: their mean).
     3. Minimum rate: a non-zero rate below ``m``, the rate of ``charger.min_kw`` (the 6 A
-       J1772 floor on AC), cannot be delivered. A run with such a rate ``r`` over ``D`` s is
+       J1772 floor on AC), cannot be delivered. A step with such a rate ``r`` (``D`` s) is
        delivered at the minimum rounded up to 0.1, ``⌈m⌉``, for the first ``x = ⌊r·D/⌈m⌉⌋`` s
-       (at ``r·D/x ≥ ⌈m⌉``), then 0: the same energy, front-loaded within the run.
+       (at ``r·D/x ≥ ⌈m⌉``), then 0: the same energy, front-loaded within the step. Such
+       steps are not merged into runs: front-loading a whole run would lift its first steps'
+       averages above the plan, and a live re-plan, which front-loads again from its first
+       step, would do so in every interval (measured: a few kW over a 50-van site's plan).
     4. If more than ``max_periods`` periods remain, the steps are merged by
        :func:`segment_schedule`: the optimal piecewise-constant approximation with at most
        ``max_periods`` periods (dynamic programming, least squared deviation from the plan),
@@ -229,14 +232,12 @@ def schedule_periods(power_kw: np.ndarray | Sequence[float], step_s: float, *, c
     of the plan's. A sub-minimum segment whose energy is below ``⌈m⌉`` × 1 s (about 6 A·s)
     cannot be expressed with whole-second periods and is dropped.
 
-    Peak: front-loading never lets the energy delivered so far fall behind the plan's at a
-    step boundary (up to rounding), and a step's average rate rises at most to
-    ``max(planned, ⌈m⌉·(1 + 1/step_s))`` (+ rounding): only steps that planned a positive
-    power below ``min_kw`` can draw more, about ``min_kw`` per charger, so the site peak can
-    rise by at most Σ ``min_kw`` of the chargers front-loading in that step. Steps planned at
-    0 stay at 0. Merging (step 4) replaces a segment by its mean, which may lift zero or low
+    Peak: before merging (step 4) every step delivers its planned energy within itself (up to
+    rounding), so each step's average rate — what a demand meter sees — is the plan's; steps
+    planned at 0 stay at 0. Merging replaces a segment by its mean, which may lift zero or low
     steps inside it up to that mean; a merged segment never exceeds the largest rate it
-    covers, except a sub-minimum segment delivered at (just above) ``⌈m⌉``.
+    covers, except a sub-minimum segment, front-loaded at (just above) ``⌈m⌉``, whose first
+    steps can then draw up to about ``min_kw`` more per charger.
 
     Parameters
     ----------
@@ -291,7 +292,7 @@ def schedule_periods(power_kw: np.ndarray | Sequence[float], step_s: float, *, c
         raise ValueError(f"elapsed_s={elapsed_s!r} must be in [0, step_s={step})")
     if elapsed:  # the past part of the first step as a unit of its own, at 0
         rate, unit_s = np.r_[0.0, rate], np.r_[elapsed, step - elapsed, unit_s[1:]]
-    values, durations = _runs(rate, unit_s)
+    values, durations = _runs(rate, unit_s, _minimum(min_rate)[1])
     starts = np.concatenate(([0], np.cumsum(durations)[:-1]))
     pieces = [p for t0, d, v in zip(starts, durations, values)
               for p in _deliverable(int(t0), int(d), float(v) * int(d), min_rate)]
@@ -429,11 +430,15 @@ def _deliverable(start_s: int, duration_s: int, energy: float,
     return [(start_s, energy / on_s), (start_s + on_s, 0.0)]
 
 
-def _runs(rate: np.ndarray, durations_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _runs(rate: np.ndarray, durations_s: np.ndarray, accept: float = 0.0
+          ) -> tuple[np.ndarray, np.ndarray]:
     """Merge neighbours that round to the same 0.1: (time-weighted mean rate, duration [s])
-    per run."""
+    per run. Units below the deliverable minimum (``0.05 ≤ |rate| < accept``) stay units of
+    their own: each is front-loaded within itself, so no step draws more than it planned."""
     key = np.round(rate, 1)
-    edges = np.concatenate(([0], np.flatnonzero(key[1:] != key[:-1]) + 1, [rate.size]))
+    sub = (np.abs(rate) >= _HALF - _TIE) & (np.abs(rate) < accept - _TIE)
+    cut = (key[1:] != key[:-1]) | sub[1:] | sub[:-1]
+    edges = np.concatenate(([0], np.flatnonzero(cut) + 1, [rate.size]))
     run_s = np.add.reduceat(durations_s, edges[:-1])
     return np.add.reduceat(rate * durations_s, edges[:-1]) / run_s, run_s
 

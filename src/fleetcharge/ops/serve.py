@@ -28,7 +28,7 @@ from fleetcharge.errors import InputError
 from fleetcharge.ops.api import create_app
 from fleetcharge.ops.clock import Clock
 from fleetcharge.ops.csms import CentralSystem, server_ssl_context
-from fleetcharge.ops.depot import DepotController, Planner
+from fleetcharge.ops.depot import DEPARTURE_GUARD, DepotController, Planner
 from fleetcharge.ops.store import Store
 from fleetcharge.scenario import load_scenario
 from fleetcharge.strategies.rolling import replan
@@ -77,6 +77,9 @@ class DepotServer:
         Re-plan function (default ``rolling.replan``).
     replan_timeout_s, debounce_s : float
         See :class:`~fleetcharge.ops.depot.DepotController`.
+    departure_guard : pandas.Timedelta
+        Plans finish each vehicle this much before its departure (default
+        :data:`~fleetcharge.ops.depot.DEPARTURE_GUARD`, 5 minutes).
     ven : VENSettings, optional
         Join a VTN: events are decided by :func:`fleetcharge.dr.planning.decide_live` on the
         live state (never at the cost of a departure), accepted ones enter every re-plan and
@@ -90,9 +93,11 @@ class DepotServer:
                  http_host: str = "127.0.0.1", http_port: int = 8000,
                  ssl_context: ssl.SSLContext | None = None, planner: Planner = replan,
                  replan_timeout_s: float = 60.0, debounce_s: float = 1.0,
+                 departure_guard: pd.Timedelta = DEPARTURE_GUARD,
                  ven: VENSettings | None = None, **central_options: Any) -> None:
         self.depot = DepotController(scenario, store, clock, planner=planner,
-                                     replan_timeout_s=replan_timeout_s, debounce_s=debounce_s)
+                                     replan_timeout_s=replan_timeout_s, debounce_s=debounce_s,
+                                     departure_guard=departure_guard)
         self.central = CentralSystem(store, self.depot, clock, **central_options)
         self.app = create_app(self.depot, self.central)
         self._ocpp_address = (ocpp_host, ocpp_port)

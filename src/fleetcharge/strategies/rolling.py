@@ -82,6 +82,9 @@ class LiveState:
     stack check. Empty (the default): the re-plan is V1G. ``peak_margin_share`` > 0 makes the
     plan keep below each month-to-date peak by that share of it, at least
     :data:`PEAK_MARGIN_MIN_KW` (:func:`planning_floors`); 0 (the default) plans up to it.
+    ``departure_guard`` > 0 makes the plan finish each vehicle that much before its departure
+    (when its dwell allows): a plan that charges until the last second leaves a vehicle short
+    by whatever a late profile or a slow station costs in that last second.
     """
 
     depot: Scenario
@@ -93,6 +96,7 @@ class LiveState:
     dr_events: tuple[DREvent, ...] = ()
     discharge_chargers: frozenset[str] = frozenset()
     peak_margin_share: float = 0.0
+    departure_guard: pd.Timedelta = pd.Timedelta(0)
 
 
 PEAK_MARGIN_MIN_KW = 0.5
@@ -173,13 +177,15 @@ def live_scenario(state: LiveState, now: pd.Timestamp, horizon_hours: float = 24
             continue
         target = p.target_soc if p.target_soc is not None else depot.vehicle(p.vehicle_id).target_soc
         sessions.append(_session(depot, f"{p.vehicle_id}@{p.charger_id}", p.vehicle_id,
-                                 p.charger_id, now, p.departure, p.soc, target, p.max_kw,
-                                 horizon.end))
+                                 p.charger_id, now, _guarded(p.departure, now, state), p.soc,
+                                 target, p.max_kw, horizon.end))
     for s in state.expected:
         if s.arrival >= horizon.end or s.departure <= now:
             continue
-        sessions.append(_session(depot, s.id, s.vehicle_id, s.charger_id, max(s.arrival, now),
-                                 s.departure, s.arrival_soc, s.target_soc, s.max_kw, horizon.end))
+        arrival = max(s.arrival, now)
+        sessions.append(_session(depot, s.id, s.vehicle_id, s.charger_id, arrival,
+                                 _guarded(s.departure, arrival, state), s.arrival_soc,
+                                 s.target_soc, s.max_kw, horizon.end))
     building = None
     if state.building_forecast_kw is not None:
         # averaged onto the steps when finer, repeated when coarser; must cover the horizon
@@ -191,6 +197,13 @@ def live_scenario(state: LiveState, now: pd.Timestamp, horizon_hours: float = 24
         v2g = replace(v2g, export_price_per_kwh=_repeat_days(v2g.export_price_per_kwh,
                                                              depot.horizon, horizon))
     return replace(depot, site=site, sessions=tuple(sessions), horizon=horizon, v2g=v2g)
+
+
+def _guarded(departure: pd.Timestamp, start: pd.Timestamp, state: LiveState) -> pd.Timestamp:
+    """The departure the plan aims at: ``state.departure_guard`` earlier, unless that leaves no
+    time after ``start`` (then the departure itself)."""
+    aimed = departure - state.departure_guard
+    return aimed if aimed > start else departure
 
 
 def _repeat_days(values: pd.Series, horizon: Horizon, onto: Horizon) -> pd.Series:
