@@ -79,7 +79,8 @@ async def _run_station(node: str, store: Store, version: str, rate_units: str) -
                               tariff=two_period_tariff())
     await asyncio.to_thread(store.add_charge_point, "C0", PASSWORD)
     async with DepotServer(scenario, store, Clock(START), ocpp_host="127.0.0.1", ocpp_port=0,
-                           http_host="127.0.0.1", http_port=0, debounce_s=0.05) as server:
+                           http_host="127.0.0.1", http_port=0, debounce_s=0.05,
+                           departure_guard=pd.Timedelta(0)) as server:  # hand-computed profiles
         process = await asyncio.create_subprocess_exec(
             node, str(SCRIPT), f"ws://127.0.0.1:{server.ocpp_port}", "C0", PASSWORD, version,
             "V0", "--rate-units", rate_units, "--meter-start-wh", str(METER_START_WH),
