@@ -72,7 +72,7 @@ from fleetcharge.strategies.rolling import (
     live_scenario,
     peaks_so_far,
 )
-from fleetcharge.strategies.v2g import session_discharge_kw, v2g_terms
+from fleetcharge.strategies.v2g import netting_note, session_discharge_kw, v2g_terms
 from fleetcharge.strategies.v2g_lp import solve_v2g
 from fleetcharge.timegrid import infer_resolution_min
 from fleetcharge.v2g.stack import check_stack
@@ -232,7 +232,9 @@ def plan_with_terms(
             baseline_kw=np.where(paid, terms.baseline_kw, 0.0) if paid.any() else None,
             sell_price_per_kwh=sell + terms.export_adder_per_kwh)
         result = solve_v2g(lp, vterms, time_limit_s=time_limit_s)
-        info = solver_info(result, lp, notes)
+        note = netting_note(result.import_kw, result.export_kw, lp.energy_price_per_kwh,
+                            vterms.sell_price_per_kwh, lp.step_hours)
+        info = solver_info(result, lp, [*notes, note] if note else notes)
         status = "ok" if result.status == "Optimal" else result.status
         plan = Plan("v2g", scenario, result.charge_kw, discharge_kw=result.discharge_kw,
                     status=status, info=info)
